@@ -1,0 +1,109 @@
+"""Reverse mode over the IR, in the spirit of micrograd.
+
+Gradients travel as *lazy* sympy expressions over value symbols: the gradient of a
+value is an expression whose logical shape is that value's shape (smaller natural
+shapes broadcast). The VJP of an elementwise node is ``sympy.diff`` of its expression
+times the upstream gradient, so chains of elementwise work fuse by themselves; a
+gradient becomes a graph node only where a structural rule or an unbroadcast needs one.
+"""
+import sympy
+from sympy import DiracDelta
+
+from . import ir
+from .errors import SymgradError
+from .primitives import VJP_RULES
+from .stabilize import stabilize
+
+
+def _clean_derivative(d):
+    # d/dx of Abs, sign, Heaviside, Max... yields DiracDelta terms: zero almost everywhere
+    if d.has(DiracDelta):
+        d = d.replace(DiracDelta, lambda *args: sympy.S.Zero)
+    return d
+
+
+class Autodiff:
+    """Helper handed to VJP rules; names the nodes it makes under ``scope``."""
+
+    def __init__(self, scope="grad"):
+        self.scope = scope
+
+    def ew(self, expr, like=None):
+        return ir.elementwise(expr, name=f"{self.scope}/ew")
+
+    def apply(self, op, inputs, **attrs):
+        return ir.apply(op, inputs, name=f"{self.scope}/{op}", **attrs)
+
+    def materialize(self, expr, like):
+        """A Value computing ``expr`` with exactly ``like``'s shape."""
+        v = self.ew(expr)
+        if tuple(v.shape) != tuple(like.shape):
+            v = self.apply("expand_like", [v, like])
+        return v
+
+    def sum_to(self, expr, out, target):
+        """Undo broadcasting: reduce ``expr`` (logical shape out.shape) to target's shape."""
+        rank, trank = out.rank, target.rank
+        axes = list(range(rank - trank))
+        for i in range(trank):
+            if target.shape[i] == 1 and out.shape[rank - trank + i] != 1:
+                axes.append(rank - trank + i)
+        if not axes:
+            return expr
+        v = self.apply("reduce_sum", [self.materialize(expr, out)], axes=tuple(axes))
+        if rank != trank:
+            v = self.apply("reshape_like", [v, target])
+        return v.sym
+
+
+def gradients(output, wrt, seed=None, scope="grad"):
+    """Gradient Values of the scalar (or seeded) ``output`` with respect to each of ``wrt``.
+
+    A value that ``output`` does not depend on gets a zero gradient of its shape."""
+    ad = Autodiff(scope)
+    order = ir.topological_order([output])
+    # only walk into values that lead to something we differentiate with respect to
+    wanted = {w.id for w in wrt}
+    needed = set(wanted)
+    for v in order:
+        if any(i.id in needed for i in v.inputs):
+            needed.add(v.id)
+    grads = {output.id: sympy.sympify(1 if seed is None else seed)}
+
+    def accumulate(v, contrib):
+        if contrib is None or v.id not in needed:
+            return
+        if isinstance(contrib, ir.Value):
+            contrib = contrib.sym
+        if contrib == 0:
+            return
+        grads[v.id] = grads[v.id] + contrib if v.id in grads else contrib
+
+    for v in reversed(order):
+        if v.id in wanted or v.id not in grads:
+            continue
+        g = grads.pop(v.id)
+        if v.op in ("input", "param", "const"):
+            continue
+        if v.op == "elementwise":
+            for inp in v.inputs:
+                if inp.id not in needed:
+                    continue
+                d = _clean_derivative(sympy.diff(v.expr, inp.sym))
+                if d == 0:
+                    continue
+                accumulate(inp, ad.sum_to(stabilize(d) * g, v, inp))
+            continue
+        rule = VJP_RULES.get(v.op)
+        if rule is None:
+            raise SymgradError(f"no VJP rule for op {v.op!r}")
+        if not ir.PRIMITIVES[v.op].differentiable:
+            continue
+        for inp, contrib in zip(v.inputs, rule(v, g, ad)):
+            accumulate(inp, contrib)
+
+    out = []
+    for w in wrt:
+        g = grads.get(w.id, sympy.S.Zero)
+        out.append(ad.materialize(g if g != 0 else sympy.S.Zero * w.sym, w))
+    return out

@@ -1,0 +1,171 @@
+"""Parse a loss expression from text without eval: Python's ``ast`` gives the tree,
+this module walks it against a whitelist and builds the sympy expression directly."""
+import ast
+
+import sympy
+
+from . import ops
+from .errors import ExpressionSyntaxError, UnknownSymbolError, UnsupportedFunctionError
+from .functions import ELEMENTWISE_PRIMITIVES
+
+
+def _recip(f):
+    return lambda x: 1 / f(x)
+
+
+ELEMENTWISE_FUNCTIONS = {
+    "exp": sympy.exp, "log": sympy.log, "ln": sympy.log, "sqrt": sympy.sqrt,
+    "Abs": sympy.Abs, "abs": sympy.Abs, "sign": sympy.sign,
+    "Min": sympy.Min, "Max": sympy.Max, "Piecewise": sympy.Piecewise,
+    "Heaviside": sympy.Heaviside, "erf": sympy.erf, "erfc": sympy.erfc,
+    "sin": sympy.sin, "cos": sympy.cos, "tan": sympy.tan,
+    "cot": sympy.cot, "sec": sympy.sec, "csc": sympy.csc,
+    "asin": sympy.asin, "acos": sympy.acos, "atan": sympy.atan,
+    "acot": sympy.acot, "asec": sympy.asec, "acsc": sympy.acsc,
+    "sinh": sympy.sinh, "cosh": sympy.cosh, "tanh": sympy.tanh,
+    "coth": sympy.coth, "sech": sympy.sech, "csch": sympy.csch,
+    "asinh": sympy.asinh, "acosh": sympy.acosh, "atanh": sympy.atanh,
+    "acoth": sympy.acoth, "asech": sympy.asech, "acsch": sympy.acsch,
+    "relu": ops.relu, "clip": ops.clip, "where": ops.where,
+    **ELEMENTWISE_PRIMITIVES,
+}
+CONSTANTS = {"pi": sympy.pi, "E": sympy.E, "e": sympy.E}
+# min/max with two or more positional arguments are elementwise (sympy Min/Max);
+# with one tensor argument they reduce over an axis.
+_DUAL = {"min": (sympy.Min, ops.min), "max": (sympy.Max, ops.max)}
+
+
+def known_functions():
+    return sorted(set(ELEMENTWISE_FUNCTIONS) | set(ops.TENSOR_FUNCTIONS))
+
+
+class _Builder(ast.NodeVisitor):
+    def __init__(self, text, symbols):
+        self.text = text
+        self.symbols = symbols
+
+    def fail(self, node, cls, msg):
+        col = getattr(node, "col_offset", None)
+        where = f" at column {col + 1}" if col is not None else ""
+        raise cls(f"{msg}{where} in {self.text!r}")
+
+    def generic_visit(self, node):
+        self.fail(node, ExpressionSyntaxError,
+                  f"{type(node).__name__} is not allowed in an expression "
+                  "(accepted: numbers, names, + - * / ** ^, comparisons, and function calls)")
+
+    def visit_Expression(self, node):
+        return self.visit(node.body)
+
+    def visit_Constant(self, node):
+        if isinstance(node.value, bool):
+            return sympy.true if node.value else sympy.false
+        if isinstance(node.value, (int, float)):
+            return sympy.Rational(str(node.value)) if isinstance(node.value, float) else sympy.Integer(node.value)
+        self.fail(node, ExpressionSyntaxError, f"constant {node.value!r} is not a number")
+
+    def visit_Name(self, node):
+        if node.id in self.symbols:
+            return self.symbols[node.id]
+        if node.id in CONSTANTS:
+            return CONSTANTS[node.id]
+        if node.id in ELEMENTWISE_FUNCTIONS or node.id in ops.TENSOR_FUNCTIONS:
+            self.fail(node, ExpressionSyntaxError, f"function {node.id!r} must be called, e.g. {node.id}(...)")
+        self.fail(node, UnknownSymbolError,
+                  f"unknown symbol {node.id!r}; accepted symbols: {', '.join(sorted(self.symbols))}, pi, E")
+
+    _BINOPS = {
+        ast.Add: lambda a, b: a + b, ast.Sub: lambda a, b: a - b,
+        ast.Mult: lambda a, b: a * b, ast.Div: lambda a, b: a / b,
+        ast.Pow: lambda a, b: a ** b, ast.BitXor: lambda a, b: a ** b,
+    }
+
+    def visit_BinOp(self, node):
+        op = self._BINOPS.get(type(node.op))
+        if op is None:
+            self.fail(node, ExpressionSyntaxError,
+                      f"operator {type(node.op).__name__} is not allowed (accepted: + - * / ** ^)")
+        return op(self.visit(node.left), self.visit(node.right))
+
+    def visit_UnaryOp(self, node):
+        v = self.visit(node.operand)
+        if isinstance(node.op, ast.USub):
+            return -v
+        if isinstance(node.op, ast.UAdd):
+            return v
+        if isinstance(node.op, ast.Not):
+            return sympy.Not(v)
+        self.fail(node, ExpressionSyntaxError, f"unary {type(node.op).__name__} is not allowed")
+
+    _CMP = {ast.Lt: sympy.Lt, ast.LtE: sympy.Le, ast.Gt: sympy.Gt, ast.GtE: sympy.Ge,
+            ast.Eq: sympy.Eq, ast.NotEq: sympy.Ne}
+
+    def visit_Compare(self, node):
+        left = self.visit(node.left)
+        parts = []
+        for op, comp in zip(node.ops, node.comparators):
+            right = self.visit(comp)
+            cmp = self._CMP.get(type(op))
+            if cmp is None:
+                self.fail(node, ExpressionSyntaxError, f"comparison {type(op).__name__} is not allowed")
+            parts.append(cmp(left, right, evaluate=False))
+            left = right
+        return sympy.And(*parts) if len(parts) > 1 else parts[0]
+
+    def visit_BoolOp(self, node):
+        vals = [self.visit(v) for v in node.values]
+        return sympy.And(*vals) if isinstance(node.op, ast.And) else sympy.Or(*vals)
+
+    def visit_Tuple(self, node):
+        return tuple(self.visit(e) for e in node.elts)
+
+    def visit_Call(self, node):
+        if not isinstance(node.func, ast.Name):
+            self.fail(node, ExpressionSyntaxError, "only plain function names can be called")
+        name = node.func.id
+        args = [self.visit(a) for a in node.args]
+        kwargs = {}
+        for kw in node.keywords:
+            if kw.arg is None:
+                self.fail(node, ExpressionSyntaxError, "**kwargs is not allowed")
+            if kw.arg not in ("axis", "like", "ord"):
+                self.fail(node, ExpressionSyntaxError,
+                          f"keyword {kw.arg!r} is not accepted by {name}() (accepted: axis, like, ord)")
+            val = kw.value
+            if isinstance(val, ast.Constant) and val.value is None:
+                kwargs[kw.arg] = None
+            elif isinstance(val, ast.Tuple):
+                kwargs[kw.arg] = tuple(int(self.visit(e)) for e in val.elts)
+            else:
+                v = self.visit(val)
+                kwargs[kw.arg] = int(v) if kw.arg == "axis" and getattr(v, "is_Integer", False) else v
+        if name in _DUAL:
+            elementwise, reduction = _DUAL[name]
+            fn = elementwise if len(args) >= 2 else reduction
+        elif name in ops.TENSOR_FUNCTIONS:
+            fn = ops.TENSOR_FUNCTIONS[name]
+        elif name in ELEMENTWISE_FUNCTIONS:
+            fn = ELEMENTWISE_FUNCTIONS[name]
+            if kwargs:
+                self.fail(node, ExpressionSyntaxError, f"{name}() takes no keyword arguments")
+        else:
+            self.fail(node, UnsupportedFunctionError,
+                      f"unsupported function {name!r}; accepted functions: {', '.join(known_functions())}")
+        try:
+            return fn(*args, **kwargs)
+        except (TypeError, ValueError) as exc:
+            self.fail(node, ExpressionSyntaxError, f"bad arguments to {name}(): {exc}")
+
+
+def parse_expression(text, symbols):
+    """Parse ``text`` into a sympy expression over ``symbols`` (name -> sympy Symbol)."""
+    if not isinstance(text, str):
+        raise ExpressionSyntaxError(f"an expression must be a string, not {type(text).__name__}")
+    if not text.strip():
+        raise ExpressionSyntaxError("the expression is empty; write e.g. '(y_pred - y_true)**2'")
+    try:
+        tree = ast.parse(text.strip(), mode="eval")
+    except SyntaxError as exc:
+        col = f" at column {exc.offset}" if exc.offset else ""
+        raise ExpressionSyntaxError(f"syntax error{col} in {text!r}: {exc.msg}") from None
+    return _Builder(text, symbols).visit(tree)

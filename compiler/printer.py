@@ -1,0 +1,210 @@
+"""The ONNX printer: sympy's Printer pattern, one ``_print_<Node>`` method per sympy
+node, except that each method appends ONNX nodes to a builder and returns the name of
+the value it computed. Identical subtrees are printed once (memoised), and ``sympy.cse``
+definitions are printed lazily the first time they are used.
+"""
+import sympy
+from sympy.printing.printer import Printer
+
+from .errors import UnsupportedFunctionError
+from .functions import softplus
+
+_UNARY = {
+    "exp": "Exp", "log": "Log", "Abs": "Abs", "sign": "Sign", "erf": "Erf",
+    "sin": "Sin", "cos": "Cos", "tan": "Tan", "asin": "Asin", "acos": "Acos", "atan": "Atan",
+    "sinh": "Sinh", "cosh": "Cosh", "tanh": "Tanh", "asinh": "Asinh", "acosh": "Acosh", "atanh": "Atanh",
+    "sigmoid": "Sigmoid", "softplus": "Softplus",
+}
+# f(x) = 1 / g(x) and f^-1(x) = g^-1(1/x)
+_RECIPROCAL = {"cot": "Tan", "sec": "Cos", "csc": "Sin", "coth": "Tanh", "sech": "Cosh", "csch": "Sinh"}
+_INVERSE_OF_RECIPROCAL = {"acot": "Atan", "asec": "Acos", "acsc": "Asin",
+                          "acoth": "Atanh", "asech": "Acosh", "acsch": "Asinh"}
+_COMPARE = {"StrictGreaterThan": "Greater", "StrictLessThan": "Less",
+            "GreaterThan": "GreaterOrEqual", "LessThan": "LessOrEqual", "Equality": "Equal"}
+
+
+class OnnxPrinter(Printer):
+    printmethod = "_onnx"
+
+    def __init__(self, builder, names, cse_defs=None):
+        super().__init__()
+        self.b = builder
+        self.names = names          # sympy Symbol -> ONNX value name
+        self.cse_defs = cse_defs or {}
+        self.memo = {}
+        self.hint = "ew"
+
+    def emit(self, expr, hint):
+        self.hint = hint
+        return self._print(expr)
+
+    # memoise every subtree: shared work between forward and backward is printed once
+    def _print(self, expr, **kwargs):
+        key = expr
+        if key in self.memo:
+            return self.memo[key]
+        if isinstance(expr, sympy.Expr) and expr.is_number and not expr.is_Atom:
+            out = self.b.const(float(expr))  # fold log(2), sqrt(pi)... at compile time
+        else:
+            out = super()._print(expr, **kwargs)
+        self.memo[key] = out
+        return out
+
+    def node(self, op, inputs, **attrs):
+        return self.b.node(op, inputs, hint=f"{self.hint}/{op}", **attrs)
+
+    def emptyPrinter(self, expr):
+        raise UnsupportedFunctionError(
+            f"cannot emit {type(expr).__name__} ({expr}) as ONNX; "
+            "use the functions listed by symgrad.compiler.parse.known_functions()"
+        )
+
+    # ---------------------------------------------------------------- atoms
+    def _print_Symbol(self, expr):
+        if expr in self.names:
+            return self.names[expr]
+        if expr in self.cse_defs:
+            return self._print(self.cse_defs[expr])
+        raise UnsupportedFunctionError(f"symbol {expr} has no value in this graph")
+
+    def _print_Number(self, expr):
+        return self.b.const(float(expr))
+
+    _print_Integer = _print_Rational = _print_Float = _print_Number
+    _print_NumberSymbol = _print_Number
+    _print_Pi = _print_Exp1 = _print_Number
+
+    def _print_BooleanTrue(self, expr):
+        return self.b.const_bool(True)
+
+    def _print_BooleanFalse(self, expr):
+        return self.b.const_bool(False)
+
+    # ---------------------------------------------------------------- arithmetic
+    def _print_Add(self, expr):
+        pos, neg = [], []
+        for term in expr.as_ordered_terms():
+            c, rest = term.as_coeff_Mul()
+            (neg if c < 0 else pos).append(-term if c < 0 else term)
+        acc = None
+        for t in pos:
+            acc = self._print(t) if acc is None else self.node("Add", [acc, self._print(t)])
+        for t in neg:
+            acc = self.node("Neg", [self._print(t)]) if acc is None else self.node("Sub", [acc, self._print(t)])
+        return acc
+
+    def _print_Mul(self, expr):
+        c, factors = expr.as_coeff_mul()
+        num, den = [], []
+        for f in factors:
+            if isinstance(f, sympy.Pow) and f.exp.is_number and f.exp < 0:
+                den.append(sympy.Pow(f.base, -f.exp))
+            else:
+                num.append(f)
+        if c.is_Rational and c.q != 1 and not den:   # x/2 reads better than x*0.5
+            den.append(sympy.Integer(c.q))
+            c = sympy.Integer(c.p)
+        acc = None
+        for f in num:
+            acc = self._print(f) if acc is None else self.node("Mul", [acc, self._print(f)])
+        if den:
+            d = None
+            for f in den:
+                d = self._print(f) if d is None else self.node("Mul", [d, self._print(f)])
+            acc = self.node("Reciprocal", [d]) if acc is None else self.node("Div", [acc, d])
+        if c == 1:
+            return acc
+        if c == -1:
+            return self.node("Neg", [acc])
+        return self.node("Mul", [self._print(c), acc]) if acc is not None else self._print(c)
+
+    def _print_Pow(self, expr):
+        base, e = expr.base, expr.exp
+        if e == sympy.S.Half:
+            return self.node("Sqrt", [self._print(base)])
+        if e.is_number and e < 0:
+            return self.node("Reciprocal", [self._print(sympy.Pow(base, -e))])
+        if e == 2:
+            x = self._print(base)
+            return self.node("Mul", [x, x])
+        if e == 3:
+            x = self._print(base)
+            return self.node("Mul", [self.node("Mul", [x, x]), x])
+        if base == sympy.E:
+            return self.node("Exp", [self._print(e)])
+        return self.node("Pow", [self._print(base), self._print(e)])
+
+    # ---------------------------------------------------------------- functions
+    def _print_Function(self, expr):
+        name = type(expr).__name__
+        if name in _UNARY:
+            return self.node(_UNARY[name], [self._print(expr.args[0])])
+        if name in _RECIPROCAL:
+            return self.node("Reciprocal", [self.node(_RECIPROCAL[name], [self._print(expr.args[0])])])
+        if name in _INVERSE_OF_RECIPROCAL:
+            recip = self.node("Reciprocal", [self._print(expr.args[0])])
+            return self.node(_INVERSE_OF_RECIPROCAL[name], [recip])
+        return self.emptyPrinter(expr)
+
+    def _print_exp(self, expr):
+        return self.node("Exp", [self._print(expr.args[0])])
+
+    def _print_erfc(self, expr):
+        return self._print(1 - sympy.erf(expr.args[0]))
+
+    def _print_logcosh(self, expr):
+        # log cosh x = |x| + softplus(-2|x|) - log 2: no overflow at |x| = 100
+        a = sympy.Abs(expr.args[0])
+        return self._print(a + softplus(-2 * a) - sympy.log(2))
+
+    def _print_Max(self, expr):
+        return self.node("Max", [self._print(a) for a in expr.args])
+
+    def _print_Min(self, expr):
+        return self.node("Min", [self._print(a) for a in expr.args])
+
+    def _print_Heaviside(self, expr):
+        x = expr.args[0]
+        h0 = expr.args[1] if len(expr.args) > 1 else sympy.S.Half
+        return self._print(sympy.Piecewise((1, x > 0), (0, x < 0), (h0, True)))
+
+    def _print_DiracDelta(self, expr):
+        return self.b.const(0.0)
+
+    def _print_Piecewise(self, expr):
+        pieces = list(expr.args)
+        if pieces[-1].cond != sympy.true:
+            pieces.append(sympy.functions.elementary.piecewise.ExprCondPair(sympy.nan, sympy.true))
+        acc = self._print(pieces[-1].expr)
+        for piece in reversed(pieces[:-1]):
+            cond = self._print(piece.cond)
+            acc = self.node("Where", [cond, self._print(piece.expr), acc])
+        return acc
+
+    _print_NaN = lambda self, expr: self.b.const(float("nan"))  # noqa: E731
+
+    # ---------------------------------------------------------------- logic
+    def _print_Relational(self, expr):
+        op = type(expr).__name__
+        lhs, rhs = self._print(expr.lhs), self._print(expr.rhs)
+        if op == "Unequality":
+            return self.node("Not", [self.node("Equal", [lhs, rhs])])
+        return self.node(_COMPARE[op], [lhs, rhs])
+
+    _print_StrictGreaterThan = _print_StrictLessThan = _print_Relational
+    _print_GreaterThan = _print_LessThan = _print_Equality = _print_Unequality = _print_Relational
+
+    def _print_And(self, expr):
+        acc = self._print(expr.args[0])
+        for a in expr.args[1:]:
+            acc = self.node("And", [acc, self._print(a)])
+        return acc
+
+    def _print_Or(self, expr):
+        acc = self._print(expr.args[0])
+        for a in expr.args[1:]:
+            acc = self.node("Or", [acc, self._print(a)])
+        return acc
+
+    def _print_Not(self, expr):
+        return self.node("Not", [self._print(expr.args[0])])
