@@ -45,6 +45,7 @@ class OnnxBuilder:
     def __init__(self, opset=DEFAULT_OPSET, dtype="float32"):
         self.opset = check_opset(opset)
         self.np_dtype, self.float_type = DTYPES[check_dtype(dtype)]
+        self.is_double = self.float_type == TensorProto.DOUBLE
         self.nodes, self.initializers = [], []
         self._used = set()
         self._consts = {}

@@ -72,7 +72,8 @@ class _Builder(ast.NodeVisitor):
         if node.id in ELEMENTWISE_FUNCTIONS or node.id in ops.TENSOR_FUNCTIONS:
             self.fail(node, ExpressionSyntaxError, f"function {node.id!r} must be called, e.g. {node.id}(...)")
         self.fail(node, UnknownSymbolError,
-                  f"unknown symbol {node.id!r}; accepted symbols: {', '.join(sorted(self.symbols))}, pi, E")
+                  f"unknown symbol {node.id!r}; accepted symbols: {', '.join(sorted(self.symbols))}, pi, E "
+                  "(give a parameter a value with params={name: value})")
 
     _BINOPS = {
         ast.Add: lambda a, b: a + b, ast.Sub: lambda a, b: a - b,
@@ -123,6 +124,9 @@ class _Builder(ast.NodeVisitor):
         if not isinstance(node.func, ast.Name):
             self.fail(node, ExpressionSyntaxError, "only plain function names can be called")
         name = node.func.id
+        if name not in _DUAL and name not in ops.TENSOR_FUNCTIONS and name not in ELEMENTWISE_FUNCTIONS:
+            self.fail(node, UnsupportedFunctionError,
+                      f"unsupported function {name!r}; accepted functions: {', '.join(known_functions())}")
         args = [self.visit(a) for a in node.args]
         kwargs = {}
         for kw in node.keywords:
@@ -144,13 +148,10 @@ class _Builder(ast.NodeVisitor):
             fn = elementwise if len(args) >= 2 else reduction
         elif name in ops.TENSOR_FUNCTIONS:
             fn = ops.TENSOR_FUNCTIONS[name]
-        elif name in ELEMENTWISE_FUNCTIONS:
+        else:
             fn = ELEMENTWISE_FUNCTIONS[name]
             if kwargs:
                 self.fail(node, ExpressionSyntaxError, f"{name}() takes no keyword arguments")
-        else:
-            self.fail(node, UnsupportedFunctionError,
-                      f"unsupported function {name!r}; accepted functions: {', '.join(known_functions())}")
         try:
             return fn(*args, **kwargs)
         except (TypeError, ValueError) as exc:

@@ -8,6 +8,7 @@ from sympy.printing.printer import Printer
 
 from .errors import UnsupportedFunctionError
 from .functions import softplus
+from .lowering import DOUBLE_LOWERINGS, FLOAT32_FALLBACK
 
 _UNARY = {
     "exp": "Exp", "log": "Log", "Abs": "Abs", "sign": "Sign", "erf": "Erf",
@@ -15,10 +16,11 @@ _UNARY = {
     "sinh": "Sinh", "cosh": "Cosh", "tanh": "Tanh", "asinh": "Asinh", "acosh": "Acosh", "atanh": "Atanh",
     "sigmoid": "Sigmoid", "softplus": "Softplus",
 }
-# f(x) = 1 / g(x) and f^-1(x) = g^-1(1/x)
-_RECIPROCAL = {"cot": "Tan", "sec": "Cos", "csc": "Sin", "coth": "Tanh", "sech": "Cosh", "csch": "Sinh"}
-_INVERSE_OF_RECIPROCAL = {"acot": "Atan", "asec": "Acos", "acsc": "Asin",
-                          "acoth": "Atanh", "asech": "Acosh", "acsch": "Asinh"}
+# f(x) = 1 / g(x) and f^-1(x) = g^-1(1/x), printed through g so float64 lowerings apply
+_RECIPROCAL = {"cot": sympy.tan, "sec": sympy.cos, "csc": sympy.sin,
+               "coth": sympy.tanh, "sech": sympy.cosh, "csch": sympy.sinh}
+_INVERSE_OF_RECIPROCAL = {"acot": sympy.atan, "asec": sympy.acos, "acsc": sympy.asin,
+                          "acoth": sympy.atanh, "asech": sympy.acosh, "acsch": sympy.asinh}
 _COMPARE = {"StrictGreaterThan": "Greater", "StrictLessThan": "Less",
             "GreaterThan": "GreaterOrEqual", "LessThan": "LessOrEqual", "Equality": "Equal"}
 
@@ -137,13 +139,17 @@ class OnnxPrinter(Printer):
     # ---------------------------------------------------------------- functions
     def _print_Function(self, expr):
         name = type(expr).__name__
+        if self.b.is_double and name in DOUBLE_LOWERINGS:
+            return self._print(DOUBLE_LOWERINGS[name](expr.args[0]))
+        if self.b.is_double and name in FLOAT32_FALLBACK:
+            x = self.node("Cast", [self._print(expr.args[0])], to=1)
+            return self.node("Cast", [self.node(FLOAT32_FALLBACK[name], [x])], to=self.b.float_type)
         if name in _UNARY:
             return self.node(_UNARY[name], [self._print(expr.args[0])])
         if name in _RECIPROCAL:
-            return self.node("Reciprocal", [self.node(_RECIPROCAL[name], [self._print(expr.args[0])])])
+            return self.node("Reciprocal", [self._print(_RECIPROCAL[name](expr.args[0]))])
         if name in _INVERSE_OF_RECIPROCAL:
-            recip = self.node("Reciprocal", [self._print(expr.args[0])])
-            return self.node(_INVERSE_OF_RECIPROCAL[name], [recip])
+            return self._print(_INVERSE_OF_RECIPROCAL[name](1 / expr.args[0]))
         return self.emptyPrinter(expr)
 
     def _print_exp(self, expr):
