@@ -41,6 +41,14 @@ def build_ir(expr, name="forward"):
     return ir.elementwise(to_elementwise(sympy.sympify(expr)), name=f"{name}/ew")
 
 
+def canonical_signs(expr):
+    """A display form independent of the IR's symbol numbering: whether Abs(u) was
+    differentiated as sign(u) or -sign(-u) depends on how sympy ordered the IR symbols."""
+    def flip(u):
+        return -sympy.sign(-u) if u.could_extract_minus_sign() else sympy.sign(u)
+    return expr.replace(sympy.sign, flip)
+
+
 def to_sympy(value, leaves):
     """The sympy expression a Value computes, over ``leaves`` (Value id -> sympy expr).
     Used to show derived gradients in the user's own symbols."""
@@ -57,4 +65,4 @@ def to_sympy(value, leaves):
             memo[v.id] = sympy.Symbol(v.name, real=True)
         else:
             memo[v.id] = ir.PRIMITIVES[v.op].to_sympy(v, [memo[i.id] for i in v.inputs])
-    return memo[value.id]
+    return canonical_signs(memo[value.id])

@@ -6,6 +6,11 @@ import sympy
 from sympy import Function, exp, tanh, S
 
 
+def _power(tex, exp):
+    # sympy's LaTeX printer hands a Function's power to its _latex as ``exp``
+    return tex if exp is None else r"\left(%s\right)^{%s}" % (tex, exp)
+
+
 class sigmoid(Function):
     """1 / (1 + exp(-x)), emitted as the ONNX Sigmoid op."""
 
@@ -23,8 +28,8 @@ class sigmoid(Function):
     def _eval_rewrite_as_exp(self, x, **kwargs):
         return 1 / (1 + exp(-x))
 
-    def _latex(self, printer):
-        return r"\sigma\left(%s\right)" % printer._print(self.args[0])
+    def _latex(self, printer, exp=None):
+        return _power(r"\sigma\left(%s\right)" % printer._print(self.args[0]), exp)
 
 
 class softplus(Function):
@@ -43,8 +48,8 @@ class softplus(Function):
     def _eval_rewrite_as_log(self, x, **kwargs):
         return sympy.log(1 + exp(x))
 
-    def _latex(self, printer):
-        return r"\operatorname{softplus}\left(%s\right)" % printer._print(self.args[0])
+    def _latex(self, printer, exp=None):
+        return _power(r"\operatorname{softplus}\left(%s\right)" % printer._print(self.args[0]), exp)
 
 
 class logcosh(Function):
@@ -60,8 +65,8 @@ class logcosh(Function):
     def fdiff(self, argindex=1):
         return tanh(self.args[0])
 
-    def _latex(self, printer):
-        return r"\log\cosh\left(%s\right)" % printer._print(self.args[0])
+    def _latex(self, printer, exp=None):
+        return _power(r"\log\cosh\left(%s\right)" % printer._print(self.args[0]), exp)
 
 
 ELEMENTWISE_PRIMITIVES = {"sigmoid": sigmoid, "softplus": softplus, "logcosh": logcosh}

@@ -1,0 +1,159 @@
+"""Compile time of losses: declaration -> ONNX bytes, for one-line custom expressions and
+every catalogue entry (plus a few heavier variants), split between
+
+- sympy:  declare + stabilise + build the IR + differentiate (sympy.diff, VJP rules), and
+- emit:   sympy.cse + the ONNX printer + make_model + the full checker + SerializeToString.
+
+The split is measured by timing the emit stage functions that Loss.to_onnx calls.
+``cold`` is the first compile of that loss in the process (what a user waits for);
+``warm`` is the best of the repeats (sympy's caches are then hot).
+
+    python benchmarks/compile_time.py            # full table, 3 repeats
+    python benchmarks/compile_time.py --quick    # CI smoke: one compile each
+"""
+import argparse
+import statistics
+import sys
+import time
+from contextlib import contextmanager
+
+from symgrad.compiler import Loss, losses
+from symgrad.compiler import loss as loss_module
+
+CUSTOM = {
+    "squared error": "(y_pred - y_true)**2",
+    "log-cosh": "log(cosh(y_pred - y_true))",
+    "pseudo-huber": "sqrt(1 + (y_pred - y_true)**2) - 1",
+    "huber (piecewise)": "mean(Piecewise((0.5*(y_pred - y_true)**2, Abs(y_pred - y_true) <= 1), "
+                         "(Abs(y_pred - y_true) - 0.5, True)))",
+    "logistic": "log(1 + exp(-y_true*y_pred))",
+    "bce of sigmoid": "-(y_true*log(sigmoid(y_pred)) + (1 - y_true)*log(1 - sigmoid(y_pred)))",
+    "softmax CE": "-sum(y_true*log(softmax(y_pred)))",
+    "logsumexp CE": "logsumexp(y_pred) - sum(y_true*y_pred)",
+    "cosine": "-sum(y_true*y_pred)/(norm(y_true)*norm(y_pred))",
+    "poisson (log rate)": "exp(y_pred) - y_true*y_pred",
+}
+VARIANTS = {
+    "binary_crossentropy(from_logits, pos_weight, smoothing)":
+        ("binary_crossentropy", {"from_logits": True, "pos_weight": 2.0, "label_smoothing": 0.1}),
+    "binary_focal_crossentropy(from_logits, alpha)":
+        ("binary_focal_crossentropy", {"from_logits": True, "alpha": 0.25}),
+    "categorical_crossentropy(class_weight, smoothing)":
+        ("categorical_crossentropy", {"class_weight": [1.0] * 10, "label_smoothing": 0.1}),
+    "sparse_categorical_crossentropy(class_weight, ignore_index)":
+        ("sparse_categorical_crossentropy", {"class_weight": [1.0] * 10, "ignore_index": -100}),
+    "kl_divergence(log_input, log_target)": ("kl_divergence", {"log_input": True, "log_target": True}),
+    "triplet_margin(p=1, swap)": ("triplet_margin", {"p": 1, "swap": True}),
+}
+QUICK_CUSTOM = ("squared error", "softmax CE")
+
+
+class EmitClock:
+    """Accumulates the time spent in the emit stage functions that emit_loss calls."""
+
+    STAGES = ("emit_values", "make_model", "check")
+
+    def __init__(self):
+        self.seconds = 0.0
+
+    @contextmanager
+    def installed(self):
+        saved = {n: getattr(loss_module, n) for n in self.STAGES}
+        for n, f in saved.items():
+            setattr(loss_module, n, self._timed(f))
+        try:
+            yield self
+        finally:
+            for n, f in saved.items():
+                setattr(loss_module, n, f)
+
+    def _timed(self, f):
+        def wrapper(*args, **kwargs):
+            t = time.perf_counter()
+            try:
+                return f(*args, **kwargs)
+            finally:
+                self.seconds += time.perf_counter() - t
+        return wrapper
+
+
+def compile_once(declare, clock, opset):
+    """(total, emit, nodes, bytes) for one declaration -> ONNX bytes."""
+    clock.seconds = 0.0
+    t = time.perf_counter()
+    loss = declare()
+    model = loss.to_onnx(opset=opset)
+    t_ser = time.perf_counter()
+    data = model.SerializeToString()
+    end = time.perf_counter()
+    return end - t, clock.seconds + (end - t_ser), len(model.graph.node), len(data)
+
+
+def measure(rows, repeat, opset):
+    results = []
+    with EmitClock().installed() as clock:
+        compile_once(lambda: Loss.from_expression("(y_pred - y_true)**2"), clock, opset)   # imports, first-call costs
+        for kind, label, declare in rows:
+            runs = [compile_once(declare, clock, opset) for _ in range(repeat)]
+            total, emit, nodes, nbytes = runs[0]
+            warm = min(r[0] for r in runs)
+            results.append(dict(kind=kind, label=label, sympy=total - emit, emit=emit, total=total, warm=warm,
+                                nodes=nodes, bytes=nbytes))
+    return results
+
+
+def build_rows(quick):
+    rows = []
+    for label, text in CUSTOM.items():
+        if not quick or label in QUICK_CUSTOM:
+            rows.append(("custom", label, lambda text=text: Loss.from_expression(text)))
+    for name in losses.names():
+        rows.append(("catalogue", name, lambda name=name: losses.get(name)))
+    if not quick:
+        for label, (name, params) in VARIANTS.items():
+            rows.append(("variant", label, lambda name=name, params=params: losses.get(name, **params)))
+    return rows
+
+
+def print_table(results, budget, repeat):
+    width = max(len(r["label"]) for r in results)
+    head = f"{'kind':9s} {'loss':{width}s} {'sympy ms':>9s} {'emit ms':>8s} {'cold ms':>8s}"
+    head += f" {'warm ms':>8s}" if repeat > 1 else ""
+    head += f" {'nodes':>6s} {'bytes':>7s}"
+    print(head)
+    print("-" * len(head))
+    for r in results:
+        line = (f"{r['kind']:9s} {r['label']:{width}s} {1e3 * r['sympy']:9.1f} {1e3 * r['emit']:8.1f} "
+                f"{1e3 * r['total']:8.1f}")
+        line += f" {1e3 * r['warm']:8.1f}" if repeat > 1 else ""
+        line += f" {r['nodes']:6d} {r['bytes']:7d}"
+        print(line + ("  over budget" if r["total"] > budget else ""))
+    slowest = max(results, key=lambda r: r["total"])
+    over = [r for r in results if r["total"] > budget]
+    catalogue = [r["total"] for r in results if r["kind"] == "catalogue"]
+    print()
+    print(f"slowest: {slowest['label']} ({slowest['kind']}) {1e3 * slowest['total']:.1f} ms "
+          f"(sympy {1e3 * slowest['sympy']:.1f} ms, emit {1e3 * slowest['emit']:.1f} ms)")
+    print(f"catalogue: {len(catalogue)} entries, median {1e3 * statistics.median(catalogue):.1f} ms, "
+          f"total {sum(catalogue):.2f} s")
+    print(f"over the {1e3 * budget:.0f} ms budget: {len(over)} of {len(results)}"
+          + (": " + ", ".join(r["label"] for r in over) if over else ""))
+    return over
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="CI smoke run: one compile each, fewer custom losses")
+    parser.add_argument("--repeat", type=int, default=3, help="compiles per loss (default 3; 1 with --quick)")
+    parser.add_argument("--opset", type=int, default=17)
+    parser.add_argument("--budget", type=float, default=0.3, help="seconds per loss (default 0.3)")
+    parser.add_argument("--strict", action="store_true", help="exit 1 when a loss is over the budget")
+    args = parser.parse_args(argv)
+    repeat = 1 if args.quick else max(1, args.repeat)
+    results = measure(build_rows(args.quick), repeat, args.opset)
+    over = print_table(results, args.budget, repeat)
+    return 1 if over and args.strict else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

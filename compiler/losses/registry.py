@@ -1,0 +1,160 @@
+"""The catalogue's table: one ``Entry`` per loss, its aliases, and parameter checking.
+
+An entry is a plain function whose keyword parameters (with their defaults) are the
+loss's parameters; ``@register`` records it with a rule per parameter. ``get`` checks
+names and values before the function runs, so every mistake becomes a SymgradError
+that names the bad thing and what is accepted.
+"""
+import difflib
+import inspect
+import re
+
+from ..errors import ParameterError, UnknownNameError
+from ..loss import Loss
+from ..params import RULES as NUMBER_RULES, check_choice, check_number, check_int
+from .common import check_axis, check_bool, check_clip_epsilon, check_reduction, check_vector
+
+CATEGORIES = {
+    "regression": "Regression",
+    "classification": "Classification",
+    "similarity": "Similarity and segmentation",
+    "multi_input": "Multi-input",
+}
+ENTRIES = {}        # canonical name -> Entry, in declaration order
+ALIASES = {}        # alias -> canonical name
+
+
+class Entry:
+    """One catalogue loss: ``declare(**params)`` returns the keyword arguments of ``Loss``."""
+
+    def __init__(self, func, category, aliases, rules):
+        self.name = func.__name__
+        self.declare = func
+        self.category = category
+        self.aliases = tuple(aliases)
+        self.rules = dict(rules)
+        self.doc = inspect.cleandoc(func.__doc__ or "")
+        sig = inspect.signature(func)
+        self.defaults = {k: v.default for k, v in sig.parameters.items()}
+        missing = [k for k in self.defaults if k not in self.rules and k != "reduction"]
+        if missing:
+            raise TypeError(f"catalogue entry {self.name}: no rule for parameter(s) {missing}")
+
+    @property
+    def summary(self):
+        return self.doc.split("\n\n", 1)[0].replace("\n", " ")
+
+    def describe_rule(self, pname):
+        if pname == "reduction":
+            return "one of none, sum, mean, sum_over_batch_size, weighted_mean"
+        rule = self.rules[pname]
+        optional = rule.endswith("?")
+        rule = rule.rstrip("?")
+        if rule.startswith("choice:"):
+            what = "one of " + ", ".join(rule[7:].split(","))
+        else:
+            what = _RULE_TEXT.get(rule) or NUMBER_RULES[rule][0]
+        return what + (" or None" if optional else "")
+
+    def check(self, params):
+        owner = f"loss {self.name!r}"
+        unknown = [k for k in params if k not in self.defaults]
+        if unknown:
+            bad = unknown[0]
+            close = difflib.get_close_matches(bad, list(self.defaults), n=1, cutoff=0.6)
+            hint = f" Did you mean {close[0]!r}?" if close else ""
+            raise ParameterError(f"{owner} has no parameter {bad!r}.{hint} Accepted parameters: "
+                                 + ", ".join(f"{k}={v!r}" for k, v in self.defaults.items()))
+        values = dict(self.defaults)
+        values.update(params)
+        for k, v in values.items():
+            if k == "reduction":
+                values[k] = check_reduction(owner, v, default=None)
+            else:
+                values[k] = _check(owner, k, v, self.rules[k])
+        return values
+
+    def make(self, **params):
+        values = self.check(params)
+        spec = self.declare(**values)
+        reduction = values.get("reduction") or spec.pop("default_reduction", "sum_over_batch_size")
+        spec.pop("default_reduction", None)
+        loss = Loss(spec.pop("expr"), reduction=reduction, name=self.name, doc=self.doc, **spec)
+        loss.config = {k: v for k, v in values.items() if k != "reduction"}
+        loss.config["reduction"] = reduction
+        return loss
+
+
+_RULE_TEXT = {
+    "bool": "True or False", "axis": "an integer axis", "int": "an integer",
+    "vector": "a sequence of numbers >= 0, one per class",
+    "weight": "a number >= 0 or a sequence of numbers >= 0, one per class",
+    "clip_epsilon": "a number in (0, 0.5)",
+}
+
+
+def _check(owner, name, value, rule):
+    if rule.endswith("?"):
+        if value is None:
+            return None
+        rule = rule[:-1]
+    if rule == "bool":
+        return check_bool(owner, name, value)
+    if rule == "axis":
+        return check_axis(owner, name, value)
+    if rule == "int":
+        return check_int(owner, name, value)
+    if rule == "vector":
+        return check_vector(owner, name, value)
+    if rule == "weight":
+        return check_vector(owner, name, value, allow_scalar=True)
+    if rule == "clip_epsilon":
+        return check_clip_epsilon(owner, value, name)
+    if rule.startswith("choice:"):
+        return check_choice(owner, name, value, tuple(rule[7:].split(",")))
+    return check_number(owner, name, value, rule)
+
+
+def register(category, aliases=(), **rules):
+    """Decorator: add the function to the catalogue under its own name."""
+    def deco(func):
+        entry = Entry(func, category, aliases, rules)
+        if entry.name in ENTRIES:
+            raise TypeError(f"duplicate catalogue entry {entry.name}")
+        ENTRIES[entry.name] = entry
+        for a in entry.aliases:
+            ALIASES[a] = entry.name
+        return func
+    return deco
+
+
+def spec(expr, **kwargs):
+    """What an entry function returns: the expression and further ``Loss`` arguments
+    (params, constraints, inputs, labels, weight, default_reduction)."""
+    return dict(expr=expr, **kwargs)
+
+
+_CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
+
+
+def normalize(name):
+    """'MeanSquaredError', 'mean-squared-error' and 'mean_squared_error' are one name."""
+    return _CAMEL.sub("_", name.strip()).lower().replace("-", "_").replace(" ", "_")
+
+
+def resolve(name):
+    """The canonical name of ``name`` (an entry, an alias, either with a '_loss' suffix)."""
+    if not isinstance(name, str):
+        raise ParameterError(f"a loss name must be a string such as 'huber', got {name!r} "
+                             f"({type(name).__name__})")
+    key = normalize(name)
+    for k in (key, key[:-5] if key.endswith("_loss") else None):
+        if k in ENTRIES:
+            return k
+        if k in ALIASES:
+            return ALIASES[k]
+    known = list(ENTRIES) + list(ALIASES)
+    close = difflib.get_close_matches(key, known, n=3, cutoff=0.5)
+    hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+    raise UnknownNameError(f"unknown loss {name!r}.{hint} Known losses: {', '.join(sorted(ENTRIES))} "
+                           f"(aliases: {', '.join(sorted(ALIASES))}).")

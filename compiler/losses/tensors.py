@@ -1,0 +1,88 @@
+"""Two tensor functions the catalogue needs beyond the core vocabulary (compiler/ops.py):
+
+- ``class_vector(name, values)``: a constant vector over the class axis (class weights,
+  per-class pos_weight). It becomes a graph initializer and carries no gradient.
+- ``expand_dims(x, axis)``: a unit axis, so that a per-sample label of shape (N,) meets
+  a per-sample value of shape (N, 1) (reductions keep their axes) without broadcasting
+  to (N, N).
+
+Both are ordinary ``TensorFunction`` subclasses, so a declaration stays one sympy
+expression and ``build_ir`` turns them into IR nodes like any other.
+"""
+import numpy as np
+import sympy
+from sympy.core.symbol import Str
+
+from .. import ir
+from ..ops import TensorFunction, _axes
+from ..primitives import register_more
+
+
+class ClassVector(TensorFunction):
+    """class_vector(name, (v0, v1, ...)): shown by its name, emitted as an initializer."""
+
+    ir_op = "class_vector"
+    n_tensor_args = 0
+
+    @property
+    def user_name(self):
+        return str(self.args[0])
+
+    @property
+    def values(self):
+        return tuple(float(v) for v in self.args[1])
+
+    def ir_attrs(self):
+        return {"label": str(self.args[0]), "values": self.values}
+
+    def _sympystr(self, printer):
+        return str(self.args[0])
+
+    def _latex(self, printer, exp=None):
+        tex = r"\mathbf{%s}" % str(self.args[0]).replace("_", r"\_")
+        return tex if exp is None else r"%s^{%s}" % (tex, exp)
+
+
+class ExpandDims(TensorFunction):
+    """expand_dims(x, axis): insert a unit axis at ``axis`` of the result."""
+
+    ir_op, user_name, latex_name = "unsqueeze", "expand_dims", "expand"
+
+    def _static_kwargs(self):
+        return {"axis": int(self.args[1][0])}
+
+    def ir_attrs(self):
+        return {"axes": tuple(int(a) for a in self.args[1])}
+
+    def _latex(self, printer, exp=None):  # a unit axis changes nothing a reader needs to see
+        tex = printer._print(self.args[0])
+        return tex if exp is None else r"\left(%s\right)^{%s}" % (tex, exp)
+
+
+@ir.primitive
+class ClassVectorPrimitive(ir.Primitive):
+    name = "class_vector"
+    differentiable = False
+
+    def shape(self, inputs, attrs):
+        return (len(attrs["values"]),)
+
+    def vjp(self, node, g, ad):
+        return []
+
+    def emit(self, b, node, ins):
+        return b.const(np.asarray(node.attrs["values"]), hint=node.name)
+
+    def to_sympy(self, node, args):
+        return class_vector(node.attrs["label"], node.attrs["values"])
+
+
+register_more()
+
+
+def class_vector(name, values):
+    return ClassVector(Str(name), sympy.Tuple(*[sympy.Float(float(v)) for v in values]))
+
+
+def expand_dims(x, axis=-1):
+    return ExpandDims(sympy.sympify(x), _axes(axis))
