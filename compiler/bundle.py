@@ -31,7 +31,8 @@ def pack_state(manifest, arrays):
     chunks, offset = [], 0
     for section in TENSOR_SECTIONS:
         for entry in manifest.get(section, []):
-            a = np.ascontiguousarray(arrays[entry["name"]], dtype=np.dtype(entry["dtype"]).newbyteorder("<"))
+            # asarray, not ascontiguousarray (which turns a 0-d array 1-d); tobytes() is C order
+            a = np.asarray(arrays[entry["name"]], dtype=np.dtype(entry["dtype"]).newbyteorder("<"))
             if list(a.shape) != list(entry["shape"]):
                 raise BundleError(f"tensor {entry['name']!r} has shape {list(a.shape)}, the manifest says {entry['shape']}")
             raw = a.tobytes()

@@ -1,0 +1,276 @@
+"""compile_model: a model, a loss and an optimizer become a training program.
+
+A ``Program`` holds five standard-domain ONNX graphs and the bundle manifest that says
+how to drive them (docs/internals.md §3):
+
+- ``train_step``: forward (training mode), loss, backward, optimizer update;
+- ``gradients`` + ``update``: the same work split in two, for gradient accumulation and
+  data-parallel training (``grad/<param>`` connects them by name);
+- ``eval``: loss and metrics (inference mode);
+- ``inference``: ``y_pred`` from ``x`` and the weights as inputs (``inference_model``
+  bakes them in as initializers, at any opset 13..21).
+
+Every tensor that lives across steps (parameters, model state such as batch-norm
+statistics, optimizer slots) is a graph input under its own name and an output under
+``next/<name>``; ``feeds`` in the manifest pairs them.
+"""
+import numpy as np
+from onnx import TensorProto
+
+from . import ir, metrics as metrics_mod, optimizers
+from .autodiff import gradients
+from .bundle import Bundle, FORMAT, FORMAT_VERSION
+from .emit import DEFAULT_OPSET, OnnxBuilder, check, check_dtype, check_opset, emit_values, make_model
+from .errors import ParameterError, ShapeError
+from .loss import Loss
+from .tidy import name_outputs, tidy
+
+_ELEM = {"float": None, "int64": TensorProto.INT64}
+_KINDS = ("train_step", "gradients", "update", "eval", "inference")
+
+
+def compile_model(model, loss, optimizer, metrics=None, opset=DEFAULT_OPSET, dtype="float32", seed=None,
+                  sample_weight=False):
+    """Compile ``model`` with ``loss`` (a Loss or a catalogue name) and ``optimizer`` (an
+    Optimizer or a name) into a Program. ``metrics``: names or Metric objects, logged under
+    the given names. ``sample_weight=True`` adds a per-sample weight input (N,) to the
+    train_step, gradients and eval graphs. ``seed`` redraws the model's initial weights
+    (``model.initialize(seed)``) so that the bundle's initial state is reproducible."""
+    return Program(model, loss, optimizer, metrics, opset=opset, dtype=dtype, seed=seed,
+                   sample_weight=sample_weight)
+
+
+def _resolve_loss(loss):
+    if isinstance(loss, str):
+        from . import losses
+        loss = losses.get(loss)
+    if not isinstance(loss, Loss):
+        raise ParameterError(f"loss must be a Loss or a catalogue loss name, got {loss!r}")
+    if loss.reduction == "none":
+        raise ParameterError(f"loss {loss.name!r} has reduction='none'; a training program needs a scalar loss "
+                             "(accepted: 'sum', 'mean', 'sum_over_batch_size', 'weighted_mean')")
+    if loss.inputs:
+        raise ParameterError(f"loss {loss.name!r} takes extra inputs {list(loss.inputs)}; compile_model feeds only "
+                             "y_true and y_pred")
+    return loss
+
+
+def _input_shape(model):
+    shape = getattr(model, "input_shape", None)
+    if shape is None:
+        raise ParameterError("the model has no input_shape; give Sequential(..., input_shape=(...)) or an Input")
+    if isinstance(shape, list) and shape and isinstance(shape[0], (tuple, list)):
+        raise ParameterError(f"compile_model takes a model with one input (x), this one has {len(shape)}")
+    shape = tuple(shape)
+    if shape and shape[0] is None:           # Keras style (None, features...)
+        shape = shape[1:]
+    return shape
+
+
+def _entry(name, shape, dtype, **extra):
+    return {"name": name, "shape": [d if isinstance(d, int) else str(d) for d in shape], "dtype": dtype, **extra}
+
+
+def _version():
+    try:
+        from importlib.metadata import version
+        return version("symgrad")
+    except Exception:  # not installed as a distribution (a source checkout)
+        return "0.1.0"
+
+
+class Program:
+    """The compiled training program: ``graphs`` ({kind: onnx.ModelProto}), ``manifest``
+    (dict, without offsets and checksums until saved) and ``state`` (initial arrays)."""
+
+    def __init__(self, model, loss, optimizer, metrics=None, opset=DEFAULT_OPSET, dtype="float32", seed=None,
+                 sample_weight=False):
+        self.opset = check_opset(opset)
+        self.dtype = check_dtype(dtype)
+        self.model = model
+        self.loss = _resolve_loss(loss)
+        self.optimizer = optimizers.get(optimizer)
+        self.sample_weight = bool(sample_weight)
+        self.input_shape = _input_shape(model)
+        if seed is not None:
+            if not hasattr(model, "initialize"):
+                raise ParameterError("seed= needs a model with initialize(seed) (Sequential, Model)")
+            model.initialize(seed)
+        self._build_ir(metrics)
+        self.graphs = {kind: self._emit(kind) for kind in _KINDS}
+        self.manifest = self._manifest()
+
+    # ------------------------------------------------------------ IR
+    def _data(self, pred_shape):
+        sparse = self.loss.labels == "sparse"
+        y_shape = tuple(pred_shape[:-1]) if sparse else tuple(pred_shape)
+        y = ir.input_value("y", y_shape, dtype="int64" if sparse else "float")
+        sw = ir.input_value("sample_weight", ("N",)) if self.sample_weight else None
+        return y, sw
+
+    def _loss(self, trace, y, sw):
+        value, _ = self.loss.build(trace.output, y, None, sw)
+        if value.shape != ():
+            raise ShapeError(f"loss {self.loss.name!r} reduces to shape {value.shape}, not a scalar")
+        return value
+
+    def _build_ir(self, metric_ids):
+        x_dtype = getattr(self.model, "input_dtype", "float")
+        x_dtype = "int64" if str(x_dtype).startswith("int") else "float"
+        self._x = ir.input_value("x", ("N",) + self.input_shape, dtype=x_dtype)
+        train = self.model.trace(self._x, training=True)
+        infer = self.model.trace(self._x, training=False)
+        self.pred_shape = tuple(train.output.shape)
+        self.metrics = metrics_mod.get_list(metric_ids, self.loss, self.pred_shape)
+        sparse = self.loss.labels == "sparse"
+        self._y, self._sw = self._data(self.pred_shape)
+
+        self.weights = list(train.weights)
+        self.trainable = [w for w in self.weights if w.trainable]
+        self.updated = dict(train.updates)
+        self.random_inputs = list(train.random_inputs)
+        unknown = sorted(set(self.updated) - {w.name for w in self.weights})
+        if unknown:
+            raise ParameterError(f"the model updates {unknown}, which are none of its weights")
+
+        loss = self._loss(train, self._y, self._sw)
+        train_metrics = [m.build(self._y, train.output, sparse) for m in self.metrics]
+        grads = gradients(loss, [w.value for w in self.trainable], scope="grad")
+        self._lr = ir.input_value("learning_rate", ())
+        self._step = ir.input_value("step", ())
+        slot_shapes = [(w.name, w.shape) for w in self.trainable]
+        self.slot_entries = [(self.optimizer.slot_name(n, s), n, s, shape)
+                             for n, shape in slot_shapes for s in self.optimizer.slot_names]
+        self._slots = {name: ir.input_value(name, shape) for name, _, _, shape in self.slot_entries}
+        params = [(w.name, w.value) for w in self.trainable]
+        new_params, new_slots = self.optimizer.build_update(params, grads, self._slots, self._lr, self._step)
+        grad_inputs = [ir.input_value(f"grad/{w.name}", w.shape) for w in self.trainable]
+        split_params, split_slots = self.optimizer.build_update(params, grad_inputs, self._slots, self._lr,
+                                                                self._step)
+
+        data = [("x", self._x), ("y", self._y)] + ([("sample_weight", self._sw)] if self._sw else [])
+        hyper = [("learning_rate", self._lr), ("step", self._step)]
+        weights_in = [(w.name, w.value) for w in self.weights]
+        slots_in = list(self._slots.items())
+        random_in = [(r.name, r.value) for r in self.random_inputs]
+        head = [("loss", loss)] + [(f"metric/{m.name}", v) for m, v in zip(self.metrics, train_metrics)]
+        next_params = [(f"next/{w.name}", v) for w, v in zip(self.trainable, new_params)]
+        next_state = [(f"next/{n}", v) for n, v in self.updated.items()]
+        next_slots = [(f"next/{n}", new_slots[n]) for n, *_ in self.slot_entries]
+
+        eval_infer = {w.name: w.value for w in infer.weights}
+        infer_weights = [(w.name, eval_infer.get(w.name, w.value)) for w in self.weights]
+        eval_loss = self._loss(infer, self._y, self._sw)
+        eval_metrics = [m.build(self._y, infer.output, sparse) for m in self.metrics]
+        self._specs = {
+            "train_step": (data + hyper + weights_in + slots_in + random_in,
+                           head + next_params + next_state + next_slots),
+            "gradients": (data + weights_in + random_in,
+                          head + [(f"grad/{w.name}", g) for w, g in zip(self.trainable, grads)] + next_state),
+            "update": (hyper + params + slots_in + [(v.name, v) for v in grad_inputs],
+                       [(f"next/{w.name}", v) for w, v in zip(self.trainable, split_params)]
+                       + [(f"next/{n}", split_slots[n]) for n, *_ in self.slot_entries]),
+            "eval": (data + infer_weights,
+                     [("loss", eval_loss)] + [(f"metric/{m.name}", v) for m, v in zip(self.metrics, eval_metrics)]),
+            "inference": ([("x", self._x)] + infer_weights, [("y_pred", infer.output)]),
+        }
+
+    # ------------------------------------------------------------ emission
+    def _emit(self, kind, opset=None, baked=None):
+        inputs, outputs = self._specs[kind]
+        b = OnnxBuilder(opset or self.opset, self.dtype)
+        names, signature_in = {}, []
+        for name, v in inputs:
+            if baked is not None and name in baked:
+                names[v.id] = b.array(baked[name], name)
+                continue
+            names[v.id] = b.reserve(name)
+            signature_in.append((name, v.shape, _ELEM[v.dtype]))
+        for name, _ in outputs:
+            b.reserve(name)
+        sources = emit_values(b, [v for _, v in outputs], names)
+        name_outputs(b, list(zip(sources, [n for n, _ in outputs])), {n for n, *_ in signature_in})
+        model = make_model(b, signature_in, [(n, v.shape) for n, v in outputs], graph_name=kind,
+                           doc=f"symgrad {kind}: loss {self.loss.name}, optimizer {self.optimizer.name}")
+        return check(tidy(model))
+
+    def inference_model(self, weights=None, opset=None):
+        """The inference graph with the weights baked in as initializers (inputs: x only).
+
+        weights: {name: array} (default: the initial state); opset: 13..21 (default: the
+        program's)."""
+        arrays = dict(self.state if weights is None else weights)
+        missing = [w.name for w in self.weights if w.name not in arrays]
+        if missing:
+            raise ParameterError(f"inference_model: no value for weight(s) {missing}; give every weight of "
+                                 f"{[w.name for w in self.weights]}")
+        for w in self.weights:
+            if tuple(np.shape(arrays[w.name])) != tuple(w.shape):
+                raise ShapeError(f"inference_model: weight {w.name!r} has shape {tuple(np.shape(arrays[w.name]))}, "
+                                 f"the model needs {tuple(w.shape)}")
+        return self._emit("inference", opset=check_opset(opset or self.opset),
+                          baked={w.name: arrays[w.name] for w in self.weights})
+
+    # ------------------------------------------------------------ state and manifest
+    @property
+    def state(self):
+        """Initial values of every parameter, state tensor and optimizer slot."""
+        np_dtype = np.dtype(self.dtype)
+        out = {}
+        for w in self.weights:
+            a = np.asarray(w.initial, dtype=np_dtype)
+            if a.size != int(np.prod(w.shape, dtype=np.int64)):
+                raise ShapeError(f"weight {w.name!r} starts as an array of shape {a.shape}; it needs {tuple(w.shape)}")
+            out[w.name] = a.reshape(w.shape)    # a 0-d weight may come back 1-d from NumPy helpers
+        out.update(self.optimizer.initial_slots([(w.name, w.shape) for w in self.trainable], dtype=np_dtype))
+        return out
+
+    def _manifest(self):
+        dt = self.dtype
+        params = [_entry(w.name, w.shape, dt, trainable=bool(w.trainable), layer=w.name.rsplit("/", 1)[0])
+                  for w in self.weights if w.name not in self.updated]
+        state = [_entry(w.name, w.shape, dt, trainable=False, layer=w.name.rsplit("/", 1)[0])
+                 for w in self.weights if w.name in self.updated]
+        slots = [_entry(name, shape, dt, param=param, slot=slot) for name, param, slot, shape in self.slot_entries]
+        data = {"x": _entry("x", self._x.shape, "int64" if self._x.dtype == "int64" else dt),
+                "y": _entry("y", self._y.shape, "int64" if self._y.dtype == "int64" else dt)}
+        if self._sw is not None:
+            data["sample_weight"] = _entry("sample_weight", ("N",), dt)
+        graphs = {}
+        for kind in _KINDS:
+            inputs, outputs = self._specs[kind]
+            entry = {"file": f"{kind}.onnx", "inputs": [n for n, _ in inputs], "outputs": [n for n, _ in outputs]}
+            if kind in ("train_step", "gradients", "update"):
+                entry["feeds"] = {n: n[len("next/"):] for n, _ in outputs if n.startswith("next/")}
+            graphs[kind] = entry
+        return {
+            "format": FORMAT, "format_version": FORMAT_VERSION, "symgrad_version": _version(),
+            "opset": self.opset, "dtype": dt,
+            "data": data,
+            "prediction": _entry("y_pred", self.pred_shape, dt),
+            "hyper": {"learning_rate": "learning_rate", "step": "step"},
+            "params": params, "state": state, "slots": slots,
+            "random_inputs": [_entry(r.name, r.shape, dt, distribution="uniform") for r in self.random_inputs],
+            "optimizer": {"name": self.optimizer.name, "config": self.optimizer.get_config()},
+            "loss": {"name": self.loss.name, "reduction": self.loss.reduction, "labels": self.loss.labels},
+            "metrics": [m.name for m in self.metrics],
+            "graphs": graphs,
+        }
+
+    def bundle(self):
+        """The artifact bundle (compiler/bundle.py): manifest, serialized graphs, state."""
+        graphs = {kind: model.SerializeToString() for kind, model in self.graphs.items()}
+        return Bundle(self.manifest, graphs, self.state)
+
+    def save(self, path):
+        """Write the bundle folder atomically; returns the path."""
+        return self.bundle().save(path)
+
+    def node_counts(self):
+        return {kind: len(model.graph.node) for kind, model in self.graphs.items()}
+
+    def __repr__(self):
+        counts = ", ".join(f"{k}={v}" for k, v in self.node_counts().items())
+        metrics = [m.name for m in self.metrics]
+        return (f"Program(loss={self.loss.name!r}, optimizer={self.optimizer!r}, metrics={metrics},"
+                f" opset={self.opset}, dtype={self.dtype!r}, nodes: {counts})")

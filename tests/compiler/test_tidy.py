@@ -1,0 +1,81 @@
+"""The graph tidy passes change how a graph is written, never what it computes: every
+program graph is compared with its untidied emission on random feeds."""
+import numpy as np
+import pytest
+
+from symgrad.compiler import Loss, Sequential, layers, ops, optimizers
+from symgrad.compiler import program as program_mod
+from symgrad.compiler.emit import OnnxBuilder, check, make_model
+from symgrad.compiler.loss import Y_PRED, Y_TRUE
+from symgrad.compiler.tidy import name_outputs, tidy
+
+from oracle import run
+
+N = 5
+
+
+def scce():
+    return Loss(-ops.sum(ops.one_hot(Y_TRUE, Y_PRED) * ops.log_softmax(Y_PRED)), labels="sparse", name="scce")
+
+
+def models():
+    yield (Sequential([layers.Dense(6, activation="relu"), layers.Dense(3)], input_shape=(4,), seed=0),
+           optimizers.Adam(0.01, global_clipnorm=1.0), ["accuracy", "sparse_top_k_categorical_accuracy"])
+    yield (Sequential([layers.Dense(6), layers.BatchNormalization(), layers.Dropout(0.3), layers.Dense(3)],
+                      input_shape=(4,), seed=1), optimizers.SGD(0.1, momentum=0.9), ["acc"])
+    yield (Sequential([layers.Embedding(7, 3), layers.Flatten(), layers.Dense(3)], input_shape=(4,), seed=2),
+           optimizers.RMSprop(centered=True), [])
+
+
+def feeds(model_proto, rng):
+    out = {}
+    for i in model_proto.graph.input:
+        t = i.type.tensor_type
+        shape = [d.dim_value if d.HasField("dim_value") else N for d in t.shape.dim]
+        if t.elem_type == 7:
+            out[i.name] = rng.integers(0, 3, size=shape).astype(np.int64)
+        elif i.name == "step":
+            out[i.name] = np.array(3.0)
+        else:
+            out[i.name] = rng.uniform(0.1, 1.0, size=shape)      # positive: valid variances and slots
+    return out
+
+
+@pytest.mark.parametrize("index", range(3))
+def test_tidy_preserves_every_output(index, monkeypatch):
+    model, opt, metrics = list(models())[index]
+    tidied = program_mod.compile_model(model, scce(), opt, metrics=metrics, dtype="float64")
+    monkeypatch.setattr(program_mod, "tidy", lambda m: m)
+    raw = program_mod.compile_model(model, scce(), opt, metrics=metrics, dtype="float64")
+    rng = np.random.default_rng(index)
+    for kind in tidied.graphs:
+        a, b = tidied.graphs[kind], raw.graphs[kind]
+        assert len(a.graph.node) <= len(b.graph.node)
+        f = feeds(b, rng)
+        got, want = run(a, **f), run(b, **f)
+        assert list(got) == list(want)
+        for name in want:
+            np.testing.assert_allclose(got[name], want[name], rtol=1e-12, atol=1e-14, err_msg=f"{kind}: {name}")
+    assert len(tidied.graphs["train_step"].graph.node) < len(raw.graphs["train_step"].graph.node)
+
+
+def test_name_outputs_renames_producers_and_aliases_the_rest():
+    b = OnnxBuilder(17, "float32")
+    for name in ("x", "a", "b", "c"):
+        b.reserve(name)
+    t = b.node("Neg", ["x"], hint="t")
+    name_outputs(b, [(t, "a"), (t, "b"), ("x", "c")], {"x"})
+    assert [(n.op_type, list(n.output)) for n in b.nodes] == [("Neg", ["a"]), ("Identity", ["b"]),
+                                                              ("Identity", ["c"])]
+    model = check(tidy(make_model(b, [("x", (2,))], [("a", (2,)), ("b", (2,)), ("c", (2,))], "g")))
+    out = run(model, x=np.array([1.0, -2.0], np.float32))
+    np.testing.assert_array_equal(out["b"], [-1.0, 2.0])
+    np.testing.assert_array_equal(out["c"], [1.0, -2.0])
+
+
+def test_batch_size_is_computed_once():
+    # batch norm and the loss each ask for N; the tidied graph computes it once
+    model = Sequential([layers.Dense(6), layers.BatchNormalization(), layers.Dense(3)], input_shape=(4,), seed=0)
+    program = program_mod.compile_model(model, scce(), "sgd")
+    kinds = [n.op_type for n in program.graphs["train_step"].graph.node]
+    assert kinds.count("Shape") == 1 and "ReduceProd" not in kinds
