@@ -10,16 +10,34 @@ import sympy
 from sympy import DiracDelta
 
 from . import ir
-from .errors import SymgradError
+from .errors import NonDifferentiableError, SymgradError
 from .primitives import VJP_RULES
 from .stabilize import stabilize
 
 
-def _clean_derivative(d):
+def _kinks_against_constants(expr):
+    """True when every Max/Min in ``expr`` compares with a number (relu, clip, hinge)."""
+    return all(any(a.is_number for a in m.args) for m in expr.atoms(sympy.Max, sympy.Min))
+
+
+def _clean_derivative(d, zero_at_kink):
     # d/dx of Abs, sign, Heaviside, Max... yields DiracDelta terms: zero almost everywhere
     if d.has(DiracDelta):
         d = d.replace(DiracDelta, lambda *args: sympy.S.Zero)
+    # A kink against a constant takes the subgradient 0 there, as PyTorch and TensorFlow
+    # do for relu; a tie between two tensors keeps sympy's 1/2 for each side.
+    if zero_at_kink and d.has(sympy.Heaviside):
+        d = d.replace(sympy.Heaviside, lambda u, *h0: sympy.Heaviside(u, 0))
     return d
+
+
+def _no_derivative(v, inp):
+    """sympy leaves d/dx unevaluated where none exists (a comparison used as a number, a
+    function without a derivative); say so in the graph's own names."""
+    names = {i.sym: sympy.Symbol(i.name, real=True) for i in v.inputs}
+    return NonDifferentiableError(
+        f"{v.expr.xreplace(names)} (in {v.name!r}) has no derivative with respect to {inp.name!r}; accepted: "
+        "expressions built from differentiable functions, with comparisons only as where()/Piecewise conditions")
 
 
 class Autodiff:
@@ -61,6 +79,22 @@ def gradients(output, wrt, seed=None, scope="grad"):
 
     A value that ``output`` does not depend on gets a zero gradient of its shape."""
     ad = Autodiff(scope)
+    grads = _backward(output, wrt, seed, ad)
+    out = []
+    for w in wrt:
+        g = grads.get(w.id, sympy.S.Zero)
+        out.append(ad.materialize(g if g != 0 else sympy.S.Zero * w.sym, w))
+    return out
+
+
+def has_gradient(output, wrt, scope="grad/check"):
+    """Whether some path from ``wrt`` to ``output`` carries a derivative that is not zero
+    everywhere (False when ``wrt`` enters only through sign, Heaviside, argmax...)."""
+    return wrt.id in _backward(output, [wrt], None, Autodiff(scope))
+
+
+def _backward(output, wrt, seed, ad):
+    """{value id: lazy gradient} for the values of ``wrt`` that receive one."""
     order = ir.topological_order([output])
     # only walk into values that lead to something we differentiate with respect to
     wanted = {w.id for w in wrt}
@@ -86,10 +120,13 @@ def gradients(output, wrt, seed=None, scope="grad"):
         if v.op in ("input", "param", "const"):
             continue
         if v.op == "elementwise":
+            zero_at_kink = _kinks_against_constants(v.expr)
             for inp in v.inputs:
                 if inp.id not in needed:
                     continue
-                d = _clean_derivative(sympy.diff(v.expr, inp.sym))
+                d = _clean_derivative(sympy.diff(v.expr, inp.sym), zero_at_kink)
+                if d.has(sympy.Derivative, sympy.Subs):
+                    raise _no_derivative(v, inp)
                 if d == 0:
                     continue
                 accumulate(inp, ad.sum_to(stabilize(d) * g, v, inp))
@@ -101,9 +138,4 @@ def gradients(output, wrt, seed=None, scope="grad"):
             continue
         for inp, contrib in zip(v.inputs, rule(v, g, ad)):
             accumulate(inp, contrib)
-
-    out = []
-    for w in wrt:
-        g = grads.get(w.id, sympy.S.Zero)
-        out.append(ad.materialize(g if g != 0 else sympy.S.Zero * w.sym, w))
-    return out
+    return grads

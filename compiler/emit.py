@@ -49,6 +49,7 @@ class OnnxBuilder:
         self.nodes, self.initializers = [], []
         self._used = set()
         self._consts = {}
+        self.int_source = {}  # float value name -> the integer tensor it was cast from
 
     def fresh(self, hint):
         hint = hint.replace(" ", "_") or "v"

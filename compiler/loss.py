@@ -8,10 +8,11 @@ that is optimised. ``to_onnx`` emits a model with inputs ``y_true``, ``y_pred``
 import sympy
 
 from . import ir
-from .autodiff import gradients
+from .autodiff import gradients, has_gradient
 from .build import build_ir, to_sympy
 from .emit import OnnxBuilder, DEFAULT_OPSET, check, emit_values, make_model
-from .errors import (MissingPredictionError, ParameterError, UnknownSymbolError, ExpressionError)
+from .errors import (MissingPredictionError, NonDifferentiableError, ParameterError, UnknownSymbolError,
+                     ExpressionError)
 from .params import check_number, check_choice
 from .parse import parse_expression
 from .stabilize import stabilize
@@ -73,9 +74,24 @@ class Loss:
         if isinstance(expr, str):
             expr = parse_expression(expr, self.symbols)
         try:
-            expr = sympy.sympify(expr)
-        except (sympy.SympifyError, TypeError) as exc:
-            raise ExpressionError(f"loss {self.name!r}: the {what} is not a sympy expression: {exc}") from None
+            expr = sympy.sympify(expr, strict=True)
+        except (sympy.SympifyError, TypeError, ValueError) as exc:
+            raise ExpressionError(f"loss {self.name!r}: the {what} {expr!r} is not a sympy expression ({exc}); "
+                                  "accepted: a sympy expression or a string such as '(y_pred - y_true)**2'") from None
+        if isinstance(expr, sympy.logic.boolalg.Boolean) and not isinstance(expr, sympy.Expr):
+            raise NonDifferentiableError(
+                f"loss {self.name!r}: the {what} {expr} is a comparison (true or false), not a number, and has no "
+                "derivative; accepted: a real-valued expression (use a comparison only as the condition of "
+                "where(cond, a, b) or Piecewise)")
+        if not isinstance(expr, sympy.Expr):
+            raise ExpressionError(f"loss {self.name!r}: the {what} {expr!r} is a {type(expr).__name__}, not a "
+                                  "scalar expression; accepted: a real-valued sympy expression")
+        bad = [a for a in (sympy.zoo, sympy.nan, sympy.oo, -sympy.oo) if expr.has(a)]
+        if bad or expr.has(sympy.I):
+            why = f"the undefined or infinite value {bad[0]} (a division by zero, log(0), ...)" if bad \
+                else "the imaginary unit I (log or sqrt of a negative constant, ...)"
+            raise ExpressionError(f"loss {self.name!r}: the {what} {expr} contains {why}; accepted: expressions "
+                                  "that are finite and real for real inputs")
         unknown = sorted(s.name for s in expr.free_symbols if s not in self.symbols.values())
         if unknown:
             raise UnknownSymbolError(
@@ -146,6 +162,12 @@ class Loss:
         for nm in self.inputs:
             bind[self.symbols[nm]] = (extra or {})[nm].sym
         per = build_ir(self._numeric(self.stable_expression).xreplace(bind), name=f"{self.name}/forward")
+        if not has_gradient(per, y_pred, scope=f"{self.name}/check"):
+            raise NonDifferentiableError(
+                f"loss {self.name!r}: {self.expression} has a zero gradient with respect to y_pred everywhere "
+                "(y_pred enters only through sign, Heaviside or another step), so training could not move; "
+                "accepted: a loss that varies with y_pred, e.g. tanh(k*u) for sign(u) or sigmoid(k*u) for "
+                "Heaviside(u)")
         w = None
         if self.weight is not None:
             w = build_ir(self._numeric(stabilize(self.weight)).xreplace(bind), name=f"{self.name}/weight")
@@ -166,6 +188,8 @@ class Loss:
                 v = ir.apply("expand_like", [v, per], name=scope)
             unit = tuple(i for i in range(1, v.rank) if v.shape[i] == 1)
             return ir.apply("squeeze", [v], name=scope, axes=unit) if unit else v
+        if self.reduction in ("mean", "sum_over_batch_size") and w is None:
+            return ir.apply("reduce_mean", [per], name=f"{scope}/mean", keepdims=False)
         total = ir.apply("reduce_sum", [ir.elementwise(weighted, name=scope)], name=f"{scope}/sum", keepdims=False)
         if self.reduction == "sum":
             return total
@@ -197,6 +221,9 @@ def _normalize_shape(shape):
         return ("N", "D")
     if isinstance(shape, int):
         shape = (None, shape)
+    if not isinstance(shape, (tuple, list)):
+        raise ParameterError(f"shape {shape!r} must be a tuple such as (None, 10) (the batch first), an integer "
+                             "(features) or None")
     shape = tuple(shape)
     if not shape:
         raise ParameterError("shape must have at least the batch dimension")

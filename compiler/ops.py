@@ -37,12 +37,12 @@ class TensorFunction(Function):
     def static_args(self):
         return self.args[self.n_tensor_args:]
 
-    def _latex(self, printer):
+    def _latex(self, printer, exp=None):
         name = type(self).latex_name if hasattr(type(self), "latex_name") else type(self).__name__
         parts = [printer._print(a) for a in self.tensor_args()]
         sub = ",".join(str(a) for a in self.static_args())
         sub = "_{%s}" % sub if sub else ""
-        return r"\operatorname{%s}%s\left(%s\right)" % (name, sub, ", ".join(parts))
+        return _latex_power(r"\operatorname{%s}%s\left(%s\right)" % (name, sub, ", ".join(parts)), exp)
 
     def _sympystr(self, printer):
         parts = [printer._print(a) for a in self.tensor_args()]
@@ -60,6 +60,11 @@ class TensorFunction(Function):
         )
 
 
+def _latex_power(tex, exp):
+    # sympy's LaTeX printer hands a Function's power to its _latex as ``exp``
+    return tex if exp is None else r"\left(%s\right)^{%s}" % (tex, exp)
+
+
 class _AxisFunction(TensorFunction):
     """f(x, axes): axes is a sympy Tuple of ints (empty = every axis)."""
 
@@ -74,9 +79,10 @@ class _AxisFunction(TensorFunction):
     def ir_attrs(self):
         return {"axes": self.axes}
 
-    def _latex(self, printer):
+    def _latex(self, printer, exp=None):
         ax = ",".join(str(a) for a in self.axes) or "*"
-        return r"\operatorname{%s}_{%s}\left(%s\right)" % (self.latex_name, ax, printer._print(self.args[0]))
+        return _latex_power(r"\operatorname{%s}_{%s}\left(%s\right)" % (self.latex_name, ax, printer._print(self.args[0])),
+                            exp)
 
 
 class ReduceSum(_AxisFunction):
@@ -113,16 +119,17 @@ class OneHot(TensorFunction):
     ir_op, user_name, latex_name = "one_hot", "one_hot", "onehot"
     n_tensor_args = 2
 
-    def _latex(self, printer):
-        return r"\operatorname{onehot}\left(%s\right)" % printer._print(self.args[0])
+    def _latex(self, printer, exp=None):
+        return _latex_power(r"\operatorname{onehot}\left(%s\right)" % printer._print(self.args[0]), exp)
 
 
 class MatMul(TensorFunction):
     ir_op, user_name, latex_name = "matmul", "matmul", "matmul"
     n_tensor_args = 2
 
-    def _latex(self, printer):
-        return r"\left(%s\right) \cdot \left(%s\right)" % (printer._print(self.args[0]), printer._print(self.args[1]))
+    def _latex(self, printer, exp=None):
+        return _latex_power(r"\left(%s\right) \cdot \left(%s\right)" % (printer._print(self.args[0]),
+                                                                         printer._print(self.args[1])), exp)
 
 
 def _axes(axis):
@@ -208,3 +215,18 @@ TENSOR_FUNCTIONS = {
     "softmax": softmax, "log_softmax": log_softmax, "dot": dot, "norm": norm,
     "one_hot": one_hot, "matmul": matmul,
 }
+
+
+# the layers' vocabulary (conv, pooling, gather, concat, reshape: ops_nn.py), re-exported here
+from .ops_nn import (  # noqa: E402,F401
+    Conv, MaxPool, AvgPool, GlobalAvgPool, Gather, Concat, Reshape, PADDINGS, conv, conv1d, conv2d, max_pool,
+    max_pool1d, max_pool2d, avg_pool, avg_pool1d, avg_pool2d, global_avg_pool, gather, embedding_lookup, concat,
+    reshape, flatten, exp, log, sqrt, tanh, erf)
+
+
+class SparseSoftmaxCrossEntropy(TensorFunction):
+    """-log_softmax(logits)[label] over the last axis, kept as a size-1 axis. The
+    simplifier fuses -sum(one_hot(y, z) * log_softmax(z), -1) into this one kernel."""
+
+    ir_op, user_name, latex_name = "sparse_softmax_cross_entropy", "sparse_softmax_cross_entropy", "CE"
+    n_tensor_args = 2

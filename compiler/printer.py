@@ -46,7 +46,12 @@ class OnnxPrinter(Printer):
         if key in self.memo:
             return self.memo[key]
         if isinstance(expr, sympy.Expr) and expr.is_number and not expr.is_Atom:
-            out = self.b.const(float(expr))  # fold log(2), sqrt(pi)... at compile time
+            try:
+                value = float(expr)
+            except TypeError:   # a complex constant such as log(-1) = I*pi
+                raise UnsupportedFunctionError(f"the constant {expr} = {sympy.N(expr, 6)} is not a real number; "
+                                               "accepted: expressions that are real for real inputs") from None
+            out = self.b.const(value)  # fold log(2), sqrt(pi)... at compile time
         else:
             out = super()._print(expr, **kwargs)
         self.memo[key] = out
@@ -97,6 +102,12 @@ class OnnxPrinter(Printer):
 
     def _print_Mul(self, expr):
         c, factors = expr.as_coeff_mul()
+        for f in factors:  # g * H(u) with H(0) in {0, 1}: one Where selects g instead of a multiply
+            if isinstance(f, sympy.Heaviside) and len(f.args) > 1 and f.args[1] in (0, 1):
+                rest = expr / f
+                op = "Greater" if f.args[1] == 0 else "GreaterOrEqual"
+                cond = self.node(op, [self._print(f.args[0]), self.b.const(0.0)])
+                return self.node("Where", [cond, self._print(rest), self.b.const(0.0)])
         num, den = [], []
         for f in factors:
             if isinstance(f, sympy.Pow) and f.exp.is_number and f.exp < 0:
@@ -172,6 +183,9 @@ class OnnxPrinter(Printer):
     def _print_Heaviside(self, expr):
         x = expr.args[0]
         h0 = expr.args[1] if len(expr.args) > 1 else sympy.S.Half
+        if h0 in (0, 1):  # one comparison: x > 0 (H(0) = 0) or x >= 0 (H(0) = 1)
+            step = self.node("Greater" if h0 == 0 else "GreaterOrEqual", [self._print(x), self.b.const(0.0)])
+            return self.node("Cast", [step], to=self.b.float_type)
         return self._print(sympy.Piecewise((1, x > 0), (0, x < 0), (h0, True)))
 
     def _print_DiracDelta(self, expr):

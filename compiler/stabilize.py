@@ -117,7 +117,21 @@ def _rule_exp(e):
     return None
 
 
-RULES = (_rule_recip_one_plus_exp, _rule_log, _rule_add, _rule_mul, _rule_exp)
+def _rule_sparse_cross_entropy(e):
+    # c * sum(one_hot(y, z) * log_softmax(z), -1) -> -c * sparse_softmax_cross_entropy(z, y):
+    # one fused kernel instead of a dense one-hot product (labels must be the plain input)
+    if not (isinstance(e, ops.ReduceSum) and e.axes == (-1,) and isinstance(e.args[0], Mul)):
+        return None
+    hot = [f for f in e.args[0].args if isinstance(f, ops.OneHot)]
+    logp = [f for f in e.args[0].args if isinstance(f, ops.LogSoftmax)]
+    rest = [f for f in e.args[0].args if f not in hot and f not in logp]
+    if (len(hot) == 1 and len(logp) == 1 and all(r.is_number for r in rest) and logp[0].axes == (-1,)
+            and hot[0].args[1] == logp[0].args[0] and isinstance(hot[0].args[0], sympy.Symbol)):
+        return -Mul(*rest) * ops.SparseSoftmaxCrossEntropy(logp[0].args[0], hot[0].args[0])
+    return None
+
+
+RULES = (_rule_recip_one_plus_exp, _rule_log, _rule_add, _rule_mul, _rule_exp, _rule_sparse_cross_entropy)
 
 
 def stabilize(expr):

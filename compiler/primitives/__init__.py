@@ -3,6 +3,9 @@ each primitive (shape rule, VJP rule, ONNX emitter, sympy display) in ``ir.PRIMI
 ``VJP_RULES`` is the one table autodiff consults."""
 from ..ir import PRIMITIVES
 from . import reductions, softmax, shape_ops, linalg  # noqa: F401  (registration)
+from . import conv, pooling, gather, layout, custom  # noqa: F401,E402  (layers' structural ops)
+from . import metrics  # noqa: F401  (argmax, take_along_axis: non-differentiable, for metrics)
+from . import fused  # noqa: F401  (kernels the simplifier substitutes, e.g. sparse softmax CE)
 
 VJP_RULES = {name: prim.vjp for name, prim in PRIMITIVES.items()}
 

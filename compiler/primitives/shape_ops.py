@@ -128,7 +128,9 @@ class CastFloat(Primitive):
         return [None]
 
     def emit(self, b, node, ins):
-        return b.node("Cast", ins, hint=node.name, to=b.float_type)
+        out = b.node("Cast", ins, hint=node.name, to=b.float_type)
+        b.int_source[out] = ins[0]  # kernels that want integer labels use the original
+        return out
 
     def to_sympy(self, node, args):
         return args[0]

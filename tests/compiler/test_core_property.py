@@ -11,6 +11,7 @@ import sympy
 from hypothesis import assume, given, settings, strategies as st
 
 from symgrad.compiler import Loss, MissingPredictionError
+from symgrad.compiler.errors import NonDifferentiableError
 from symgrad.compiler.loss import Y_PRED, Y_TRUE
 from oracle import central_fd, run
 from test_core_vocabulary import NUMPY_TENSOR
@@ -71,7 +72,14 @@ def test_random_expressions_have_correct_gradients(text, seed):
     feeds = {"y_pred": yp}
     if Y_TRUE in loss.expression.free_symbols:
         feeds["y_true"] = yt
-    out64 = run(loss.to_onnx(dtype="float64", shape=(None, 3)), **feeds)
+    try:
+        model64 = loss.to_onnx(dtype="float64", shape=(None, 3))
+    except NonDifferentiableError:  # y_pred only inside a step: rejected with a clear message
+        # the refusal must be right: the oracle's gradient is zero too, apart from a jump
+        # that happens to fall inside the difference step
+        assert np.all(np.abs(fd[np.abs(fd) < 1e3]) < 1e-6), (text, fd)
+        return
+    out64 = run(model64, **feeds)
     has_tensor = any(t.split("(")[0] in text for t in TENSOR)
     if has_tensor:
         exact = fd
