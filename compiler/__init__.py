@@ -21,8 +21,8 @@ _EXPORTS = {
     "parse_expression": ".parse",
 }
 _ERRORS = ("SymgradError", "ExpressionError", "ExpressionSyntaxError", "UnknownSymbolError",
-           "UnsupportedFunctionError", "MissingPredictionError", "ParameterError", "UnknownNameError",
-           "OpsetError", "ShapeError", "DataError", "BundleError", "ProviderError", "GradcheckError")
+           "UnsupportedFunctionError", "MissingPredictionError", "NonDifferentiableError", "ParameterError",
+           "UnknownNameError", "OpsetError", "ShapeError", "DataError", "BundleError", "ProviderError", "GradcheckError")
 __all__ = sorted(list(_EXPORTS) + list(_ERRORS))
 
 

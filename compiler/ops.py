@@ -221,7 +221,7 @@ TENSOR_FUNCTIONS = {
 from .ops_nn import (  # noqa: E402,F401
     Conv, MaxPool, AvgPool, GlobalAvgPool, Gather, Concat, Reshape, PADDINGS, conv, conv1d, conv2d, max_pool,
     max_pool1d, max_pool2d, avg_pool, avg_pool1d, avg_pool2d, global_avg_pool, gather, embedding_lookup, concat,
-    reshape, flatten, exp, log, sqrt, tanh, erf)
+    reshape, flatten)
 
 
 class SparseSoftmaxCrossEntropy(TensorFunction):

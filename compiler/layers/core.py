@@ -1,0 +1,195 @@
+"""Dense, Activation, Dropout, Flatten, Reshape, Embedding."""
+import numpy as np
+import sympy
+
+from .. import ops
+from ..errors import ParameterError, ShapeError
+from ..params import check_int, check_number
+from . import activations, initializers
+from .base import Layer
+
+
+def _init_config(init):
+    return initializers.serialize(init)
+
+
+class Dense(Layer):
+    """y = activation(x @ kernel + bias); kernel (in, out) as Keras."""
+
+    def __init__(self, units, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
+                 bias_initializer="zeros", **kwargs):
+        super().__init__(**kwargs)
+        self.units = check_int("Dense", "units", units, 1)
+        self.activation = activations.get(activation)
+        self.use_bias = bool(use_bias)
+        self.kernel_initializer = initializers.get(kernel_initializer)
+        self.bias_initializer = initializers.get(bias_initializer)
+
+    def build(self, input_shape):
+        if len(input_shape) < 2 or input_shape[-1] is None:
+            raise ShapeError(f"Dense {self.name!r} needs an input of shape (batch, ..., features) with a static "
+                             f"last dim, got {input_shape}")
+        self.kernel = self.add_weight("kernel", (input_shape[-1], self.units), self.kernel_initializer)
+        if self.use_bias:
+            self.bias = self.add_weight("bias", (self.units,), self.bias_initializer)
+
+    def call(self, x):
+        y = ops.matmul(x, self.kernel)
+        if self.use_bias:
+            y = y + self.bias
+        return self.activation(y)
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape[:-1]) + (self.units,)
+
+    def get_config(self):
+        return {**super().get_config(), "units": self.units, "activation": activations.serialize(self.activation),
+                "use_bias": self.use_bias, "kernel_initializer": _init_config(self.kernel_initializer),
+                "bias_initializer": _init_config(self.bias_initializer)}
+
+
+class Activation(Layer):
+    """An activation by name ('relu', 'softmax', ...) or callable, with its options."""
+
+    def __init__(self, activation, name=None, trainable=True, input_shape=None, **options):
+        super().__init__(name=name, trainable=trainable, input_shape=input_shape)
+        self.activation = activations.get(activation, **options)
+
+    def call(self, x):
+        return self.activation(x)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        config = {**super().get_config(), "activation": self.activation.name}
+        config.update(self.activation.options)
+        return config
+
+
+class ReLU(Activation):
+    def __init__(self, **kwargs):
+        super().__init__("relu", **kwargs)
+
+    def get_config(self):
+        return Layer.get_config(self)
+
+
+class LeakyReLU(Activation):
+    """Keras' layer default slope is 0.3 (the activation function's is 0.2)."""
+
+    def __init__(self, negative_slope=0.3, **kwargs):
+        super().__init__("leaky_relu", negative_slope=negative_slope, **kwargs)
+
+    def get_config(self):
+        return {**Layer.get_config(self), "negative_slope": self.activation.options["negative_slope"]}
+
+
+class Softmax(Activation):
+    def __init__(self, axis=-1, **kwargs):
+        super().__init__("softmax", axis=axis, **kwargs)
+
+    def get_config(self):
+        return {**Layer.get_config(self), "axis": self.activation.options["axis"]}
+
+
+class Dropout(Layer):
+    """Inverted dropout: in training, x / (1 - rate) where a fresh uniform noise >= rate,
+    else 0; the noise is a random input of the train step. Identity at inference."""
+
+    def __init__(self, rate, **kwargs):
+        super().__init__(**kwargs)
+        self.rate = check_number("Dropout", "rate", rate, "halfopen_unit")
+
+    def call(self, x, training=False):
+        if not training or self.rate == 0:
+            return x
+        u = self.add_random_input("noise")
+        keep = 1 / (1 - sympy.Float(self.rate))
+        return sympy.Piecewise((keep * x, u >= self.rate), (0, True))
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "rate": self.rate}
+
+
+class Flatten(Layer):
+    """(N, d1, d2, ...) -> (N, d1*d2*...), C order (with NCHW data: channel-major, as PyTorch)."""
+
+    def build(self, input_shape):
+        if len(input_shape) < 2 or any(d is None for d in input_shape[1:]):
+            raise ShapeError(f"Flatten {self.name!r} needs static dims after the batch, got {input_shape}")
+
+    def call(self, x):
+        return ops.flatten(x)
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], int(np.prod(input_shape[1:], dtype=np.int64)))
+
+
+class Reshape(Layer):
+    """Reshape each sample to ``target_shape`` (batch excluded; one entry may be -1)."""
+
+    def __init__(self, target_shape, **kwargs):
+        super().__init__(**kwargs)
+        shape = tuple(target_shape) if isinstance(target_shape, (tuple, list)) else None
+        if not shape or any(isinstance(d, bool) or not isinstance(d, (int, np.integer)) or (d < 1 and d != -1)
+                            for d in shape) or sum(1 for d in shape if d == -1) > 1:
+            raise ParameterError(f"Reshape: parameter 'target_shape' must be a tuple of positive integers with "
+                                 f"at most one -1, got {target_shape!r}")
+        self.target_shape = tuple(int(d) for d in shape)
+
+    def _resolved(self, input_shape):
+        n = int(np.prod(input_shape[1:], dtype=np.int64))
+        known = int(np.prod([d for d in self.target_shape if d != -1], dtype=np.int64))
+        if -1 in self.target_shape:
+            if n % known:
+                raise ShapeError(f"Reshape {self.name!r}: cannot reshape {input_shape} into {self.target_shape}")
+            return tuple(n // known if d == -1 else d for d in self.target_shape)
+        if n != known:
+            raise ShapeError(f"Reshape {self.name!r}: {input_shape} has {n} elements per sample, "
+                             f"{self.target_shape} has {known}")
+        return self.target_shape
+
+    def build(self, input_shape):
+        if any(d is None for d in input_shape[1:]):
+            raise ShapeError(f"Reshape {self.name!r} needs static dims after the batch, got {input_shape}")
+        self._resolved(input_shape)
+
+    def call(self, x):
+        return ops.reshape(x, (-1,) + self._resolved(self.input_shape))
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0],) + self._resolved(input_shape)
+
+    def get_config(self):
+        return {**super().get_config(), "target_shape": self.target_shape}
+
+
+class Embedding(Layer):
+    """Rows of an (input_dim, output_dim) table at integer ids: (N, ...) -> (N, ..., output_dim).
+    Its backward pass is a scatter-add of the gradient rows."""
+
+    input_dtype = "int64"
+
+    def __init__(self, input_dim, output_dim, embeddings_initializer="uniform", **kwargs):
+        super().__init__(**kwargs)
+        self.input_dim = check_int("Embedding", "input_dim", input_dim, 1)
+        self.output_dim = check_int("Embedding", "output_dim", output_dim, 1)
+        self.embeddings_initializer = initializers.get(embeddings_initializer)
+
+    def build(self, input_shape):
+        self.embeddings = self.add_weight("embeddings", (self.input_dim, self.output_dim),
+                                          self.embeddings_initializer)
+
+    def call(self, ids):
+        return ops.gather(self.embeddings, ids)
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape) + (self.output_dim,)
+
+    def get_config(self):
+        return {**super().get_config(), "input_dim": self.input_dim, "output_dim": self.output_dim,
+                "embeddings_initializer": _init_config(self.embeddings_initializer)}

@@ -1,0 +1,246 @@
+"""Convolution and its two adjoints. The family is closed under differentiation:
+
+    conv(x, w)             -> dx = conv_transpose(g, w),   dw = conv_grad_weight(x, g)
+    conv_transpose(g, w)   -> dg = conv(v, w),             dw = conv_grad_weight(v, g)
+    conv_grad_weight(x, g) -> dx = conv_transpose(g, v),   dg = conv(x, v)
+
+Layout is ONNX's (and PyTorch's): x (N, C, *spatial), w (M, C/group, *kernel). The
+weight gradient is itself a Conv with the roles swapped: the batch becomes the channel
+axis, strides and dilations trade places.
+"""
+import numpy as np
+import sympy
+
+from .. import ops
+from ..errors import ShapeError
+from ..ir import Primitive, primitive
+
+
+def out_size(n, k, s, d, pb, pe):
+    return (n + pb + pe - d * (k - 1) - 1) // s + 1
+
+
+def _per_dim(vals, r, what, op):
+    vals = tuple(int(v) for v in vals)
+    if len(vals) == 1:
+        return vals * r
+    if len(vals) != r:
+        raise ShapeError(f"{op}: {what} {vals} has {len(vals)} entries; the input has {r} spatial dims")
+    return vals
+
+
+def static_spatial(x, op):
+    sp = tuple(x.shape[2:])
+    if not all(isinstance(d, int) for d in sp):
+        raise ShapeError(f"{op}: spatial dims must be static, got input shape {x.shape}")
+    return sp
+
+
+def resolve_pads(mode, pads, spatial, kernel, strides, dilations, op):
+    """Explicit ONNX pads (begins then ends) for 'valid' | 'same' | 'causal' | 'explicit'."""
+    r = len(spatial)
+    if mode == "valid":
+        return (0,) * (2 * r)
+    if mode == "causal":  # Keras Conv1D: left padding only, output as long as the input
+        if r != 1:
+            raise ShapeError(f"{op}: padding 'causal' is for 1-d convolutions, the input has {r} spatial dims")
+        return ((kernel[0] - 1) * dilations[0], 0)
+    if mode == "same":  # TensorFlow's rule: the odd pixel of padding goes at the end
+        begins, ends = [], []
+        for n, k, s, d in zip(spatial, kernel, strides, dilations):
+            total = max((-(-n // s) - 1) * s + (k - 1) * d + 1 - n, 0)
+            begins.append(total // 2)
+            ends.append(total - total // 2)
+        return tuple(begins + ends)
+    pads = tuple(int(p) for p in pads)
+    if len(pads) == 1:
+        return pads * (2 * r)
+    if len(pads) == r:
+        return pads + pads
+    if len(pads) == 2 * r:
+        return pads
+    raise ShapeError(f"{op}: padding {pads} must have 1, {r} or {2 * r} entries for {r} spatial dims")
+
+
+def geometry(attrs, spatial, kernel, op):
+    """Normalise strides / pads / dilations against the spatial rank; returns the attrs."""
+    r = len(spatial)
+    strides = _per_dim(attrs.get("strides", (1,)), r, "strides", op)
+    dilations = _per_dim(attrs.get("dilations", (1,)), r, "dilations", op)
+    pads = resolve_pads(attrs.get("padding", "explicit"), attrs.get("pads", (0,)), spatial, kernel,
+                        strides, dilations, op)
+    return {"strides": strides, "pads": pads, "dilations": dilations, "group": int(attrs.get("group", 1)),
+            "padding": "explicit"}
+
+
+def conv_out_spatial(spatial, kernel, g, op, what="kernel"):
+    r = len(spatial)
+    out = tuple(out_size(spatial[i], kernel[i], g["strides"][i], g["dilations"][i], g["pads"][i], g["pads"][r + i])
+                for i in range(r))
+    if any(o < 1 for o in out):
+        dil = f" (dilation {tuple(g['dilations'])})" if any(d != 1 for d in g["dilations"]) else ""
+        raise ShapeError(f"{op}: the {what} {tuple(kernel)}{dil} does not fit the input {tuple(spatial)} "
+                         f"padded by {tuple(g['pads'])}; accepted: a {what} no larger than the padded input")
+    return out
+
+
+def _geom_kwargs(node):
+    return {k: node.attrs[k] for k in ("strides", "pads", "dilations", "group")}
+
+
+def _onnx_geom(node):
+    return {"strides": list(node.attrs["strides"]), "pads": list(node.attrs["pads"]),
+            "dilations": list(node.attrs["dilations"]), "group": node.attrs["group"]}
+
+
+def _check_channels(op, c_in, w, group):
+    m, cg = w.shape[0], w.shape[1]
+    if not (isinstance(m, int) and isinstance(cg, int)):
+        raise ShapeError(f"{op}: the kernel shape must be static, got {w.shape}")
+    if m % group:
+        raise ShapeError(f"{op}: {m} output channels are not divisible by groups={group}")
+    if isinstance(c_in, int) and c_in != cg * group:
+        raise ShapeError(f"{op}: the input has {c_in} channels but the kernel {w.shape} expects "
+                         f"{cg} x groups={group} = {cg * group}")
+
+
+@primitive
+class Conv(Primitive):
+    """conv(x, w[, b]): attrs strides, padding ('valid'|'same'|'causal'|'explicit'), pads,
+    dilations, group, spatial_rank (0 = any)."""
+
+    name = "conv"
+
+    def shape(self, inputs, attrs):
+        x, w = inputs[0], inputs[1]
+        r = x.rank - 2
+        want = int(attrs.get("spatial_rank", 0) or 0)
+        op = f"conv{want}d" if want else "conv"
+        if r < 1 or (want and r != want):
+            layout = {1: "(batch, channels, length)", 2: "(batch, channels, height, width)"}.get(want, "(N, C, ...)")
+            raise ShapeError(f"{op} expects an input of shape {layout}, got {x.shape}")
+        if w.rank != r + 2:
+            raise ShapeError(f"{op}: the kernel must have rank {r + 2} (out, in/groups, *kernel), got {w.shape}")
+        spatial, kernel = static_spatial(x, op), tuple(w.shape[2:])
+        g = geometry(attrs, spatial, kernel, op)
+        _check_channels(op, x.shape[1], w, g["group"])
+        if len(inputs) == 3 and tuple(inputs[2].shape) != (w.shape[0],):
+            raise ShapeError(f"{op}: the bias must have shape ({w.shape[0]},), got {inputs[2].shape}")
+        attrs.update(g)
+        attrs["spatial_rank"] = r
+        return (x.shape[0], w.shape[0]) + conv_out_spatial(spatial, kernel, g, op)
+
+    def vjp(self, node, g, ad):
+        x, w = node.inputs[0], node.inputs[1]
+        gv = ad.materialize(g, node)
+        geo = _geom_kwargs(node)
+        dx = ad.apply("conv_transpose", [gv, w], out_spatial=tuple(x.shape[2:]), **geo)
+        dw = ad.apply("conv_grad_weight", [x, gv], kernel=tuple(w.shape[2:]), **geo)
+        out = [dx.sym, dw.sym]
+        if len(node.inputs) == 3:  # bias: sum over batch and space
+            axes = (0,) + tuple(range(2, node.rank))
+            s = ad.apply("reduce_sum", [gv], axes=axes)
+            out.append(ad.apply("squeeze", [s], axes=axes).sym)
+        return out
+
+    def emit(self, b, node, ins):
+        return b.node("Conv", ins, hint=node.name, kernel_shape=list(node.inputs[1].shape[2:]), **_onnx_geom(node))
+
+    def to_sympy(self, node, args):
+        return ops.Conv.make(args, strides=node.attrs["strides"], padding="explicit", pads=node.attrs["pads"],
+                             dilations=node.attrs["dilations"], group=node.attrs["group"],
+                             spatial_rank=node.attrs["spatial_rank"])
+
+
+@primitive
+class ConvTranspose(Primitive):
+    """The adjoint of conv with respect to its input: conv_transpose(g, w) has the shape of
+    the conv's input (``out_spatial``). Emitted as ONNX ConvTranspose."""
+
+    name = "conv_transpose"
+
+    def shape(self, inputs, attrs):
+        g, w = inputs
+        out_spatial = tuple(attrs["out_spatial"])
+        kernel = tuple(w.shape[2:])
+        geo = geometry(attrs, out_spatial, kernel, "conv_transpose")
+        if tuple(g.shape[2:]) != conv_out_spatial(out_spatial, kernel, geo, "conv_transpose"):
+            raise ShapeError(f"conv_transpose: {g.shape} is not the conv output of spatial size {out_spatial}")
+        attrs.update(geo)
+        return (g.shape[0], w.shape[1] * geo["group"]) + out_spatial
+
+    def vjp(self, node, v, ad):
+        g, w = node.inputs
+        vv = ad.materialize(v, node)
+        geo = _geom_kwargs(node)
+        dg = ad.apply("conv", [vv, w], **geo)
+        dw = ad.apply("conv_grad_weight", [vv, g], kernel=tuple(w.shape[2:]), **geo)
+        return [dg.sym, dw.sym]
+
+    def emit(self, b, node, ins):
+        g, w = node.inputs
+        a, r = node.attrs, len(node.attrs["out_spatial"])
+        # the rows of the input that no output window reached come back as output_padding
+        extra = [a["out_spatial"][i] - ((g.shape[2 + i] - 1) * a["strides"][i] + (w.shape[2 + i] - 1)
+                                        * a["dilations"][i] + 1 - a["pads"][i] - a["pads"][r + i])
+                 for i in range(r)]
+        return b.node("ConvTranspose", ins, hint=node.name, kernel_shape=list(w.shape[2:]),
+                      output_padding=extra, **_onnx_geom(node))
+
+    def to_sympy(self, node, args):
+        return sympy.Function("conv_transpose")(*args)
+
+
+@primitive
+class ConvGradWeight(Primitive):
+    """d conv / d w contracted with g: conv_grad_weight(x, g) has the kernel's shape."""
+
+    name = "conv_grad_weight"
+
+    def shape(self, inputs, attrs):
+        x, g = inputs
+        kernel = tuple(attrs["kernel"])
+        spatial = static_spatial(x, "conv_grad_weight")
+        geo = geometry(attrs, spatial, kernel, "conv_grad_weight")
+        group, c = geo["group"], x.shape[1]
+        if not isinstance(c, int) or c % group:
+            raise ShapeError(f"conv_grad_weight: {c} input channels are not divisible by groups={group}")
+        attrs.update(geo)
+        return (g.shape[1], c // group) + kernel
+
+    def vjp(self, node, v, ad):
+        x, g = node.inputs
+        vv = ad.materialize(v, node)
+        geo = _geom_kwargs(node)
+        dx = ad.apply("conv_transpose", [g, vv], out_spatial=tuple(x.shape[2:]), **geo)
+        dg = ad.apply("conv", [x, vv], **geo)
+        return [dx.sym, dg.sym]
+
+    def emit(self, b, node, ins):
+        x, g = node.inputs
+        a, h = node.attrs, node.name
+        r = x.rank - 2
+        kernel = a["kernel"]
+        swap = [1, 0] + list(range(2, r + 2))
+        xt = b.node("Transpose", [ins[0]], hint=h + "/x_t", perm=swap)      # (C, N, *S)
+        gt = b.node("Transpose", [ins[1]], hint=h + "/g_t", perm=swap)      # (M, N, *O) as the kernel
+        out = b.node("Conv", [xt, gt], hint=h + "/corr", kernel_shape=list(g.shape[2:]),
+                     strides=list(a["dilations"]), dilations=list(a["strides"]), pads=list(a["pads"]))
+        full = [out_size(x.shape[2 + i], g.shape[2 + i], a["dilations"][i], a["strides"][i], a["pads"][i],
+                         a["pads"][r + i]) for i in range(r)]
+        if tuple(full) != tuple(kernel):  # rows past the last window: cut to the kernel size
+            out = b.node("Slice", [out, b.const_i64([0] * r), b.const_i64(list(kernel)),
+                                   b.const_i64(list(range(2, r + 2)))], hint=h + "/crop")
+        group, c, m = a["group"], x.shape[1], g.shape[1]
+        if group > 1:  # keep the block diagonal: input channel block k pairs with output block k
+            cg = c // group
+            out = b.node("Reshape", [out, b.const_i64([group, cg, m] + list(kernel))], hint=h + "/blocks")
+            mask = np.zeros((group, 1, m) + (1,) * r)
+            for k in range(group):
+                mask[k, 0, k * (m // group):(k + 1) * (m // group)] = 1.0
+            out = b.node("Mul", [out, b.const(mask, hint=h + "/block_mask")], hint=h + "/masked")
+            out = b.reduce("ReduceSum", out, (0,), False, h + "/diag")
+        return b.node("Transpose", [out], hint=h, perm=swap)
+
+    def to_sympy(self, node, args):
+        return sympy.Function("conv_grad_weight")(*args)
