@@ -1,0 +1,364 @@
+"""Training throughput: symgrad's Trainer.fit against a hand-fused ONNX train step (run
+the way an expert would: IOBinding, ping-ponged OrtValues, the batch gathered into bound
+buffers) and against PyTorch eager when torch is importable.
+
+Workloads: MLP 784-256-10 at batch 32/64/256 with SGD and Adam, a 3-layer 1024-wide MLP,
+and a small CNN on 1x28x28 (Conv 8x3x3 + ReLU, MaxPool 2, Dense 10). Same thread count
+for everyone, runs interleaved (A B C A B C ...), medians reported, with the achieved
+GFLOP/s (matmul and conv FLOPs) next to the measured peak of a 1024^3 ORT MatMul. A
+"bare" column runs symgrad's own compiled train step in the same hand-written loop, so
+fit/bare isolates the runtime's overhead from the quality of the compiled graph.
+
+    python benchmarks/train_throughput.py            # the table
+    python benchmarks/train_throughput.py --quick    # CI smoke run
+    python benchmarks/train_throughput.py --json out.json
+
+Target (issue 5): Trainer.fit >= 0.9x the hand-fused graph at MLP 784-256-10, batch 64, SGD.
+"""
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+
+import numpy as np
+import onnxruntime as ort
+from onnx import TensorProto, helper, numpy_helper
+
+F = TensorProto.FLOAT
+OPSET = 17
+TARGET = ("mlp784-256-10", "sgd", 64)
+ADAM = (0.9, 0.999, 1e-7)
+
+
+# ------------------------------------------------------------------ workloads
+
+def configs(quick):
+    out = [("mlp784-256-10", "sgd", b) for b in (32, 64, 256)] + [("mlp784-256-10", "adam", b) for b in (32, 64, 256)]
+    out += [("mlp784-1024x3-10", "sgd", 64), ("mlp784-1024x3-10", "adam", 64), ("cnn8-pool-10", "sgd", 64)]
+    return [c for c in out if c[2] == 64 and (c[0] != "mlp784-1024x3-10" or c[1] == "sgd")] if quick else out
+
+
+def sizes(name):
+    return {"mlp784-256-10": [784, 256, 10], "mlp784-1024x3-10": [784, 1024, 1024, 1024, 10]}.get(name)
+
+
+def flops_per_step(name, batch):
+    """Multiply-adds x 2 of the matmuls and convolutions: forward, weight gradients and the
+    input gradients of every layer but the first."""
+    if name.startswith("cnn"):
+        conv = 2 * batch * 8 * 26 * 26 * 9
+        dense = 2 * batch * 8 * 13 * 13 * 10
+        return 2 * conv + 3 * dense
+    s = sizes(name)
+    layers = [2 * batch * a * b for a, b in zip(s[:-1], s[1:])]
+    return 2 * sum(layers) + sum(layers[1:])
+
+
+def input_shape(name):
+    return (1, 28, 28) if name.startswith("cnn") else (784,)
+
+
+# ------------------------------------------------------------------ hand-fused ONNX
+
+class _G:
+    def __init__(self):
+        self.nodes, self.inits, self.k = [], [], 0
+
+    def n(self, op, ins, out=None, n_out=1, **attrs):
+        self.k += 1
+        outs = [out] if out else [f"t{self.k}_{j}" for j in range(n_out)]
+        self.nodes.append(helper.make_node(op, ins, outs, name=f"n{self.k}", **attrs))
+        return outs[0] if n_out == 1 else outs
+
+    def c(self, value, dtype=np.float32):
+        self.k += 1
+        self.inits.append(numpy_helper.from_array(np.asarray(value, dtype), f"c{self.k}"))
+        return f"c{self.k}"
+
+
+def _init(shape, rng):
+    fan = int(np.prod(shape[1:])) if len(shape) == 4 else shape[0]
+    return (rng.uniform(-1, 1, shape) * np.sqrt(3.0 / fan)).astype(np.float32)
+
+
+def _softmax_xent(g, logits):
+    """loss = mean(-log_softmax[y]); d logits = (softmax - onehot(y)) / N."""
+    logp = g.n("LogSoftmax", [logits], axis=1)
+    picked = g.n("GatherElements", [logp, g.n("Unsqueeze", ["y", g.c([1], np.int64)])], axis=1)
+    g.n("Neg", [g.n("ReduceMean", [picked], keepdims=0)], out="loss")
+    nf = g.n("Cast", [g.n("Gather", [g.n("Shape", ["x"]), g.c(0, np.int64)])], to=F)
+    onehot = g.n("OneHot", ["y", g.c(10, np.int64), g.c([0.0, 1.0])], axis=-1)
+    return g.n("Div", [g.n("Sub", [g.n("Exp", [logp]), onehot]), nf])
+
+
+def _update(g, params, grads, optimizer):
+    slots = []
+    for p, gr in zip(params, grads):
+        if optimizer == "sgd":
+            g.n("Sub", [p, g.n("Mul", ["learning_rate", gr])], out=f"next/{p}")
+            continue
+        b1, b2, eps = ADAM
+        m = g.n("Add", [g.n("Mul", [f"m/{p}", g.c(b1)]), g.n("Mul", [gr, g.c(1 - b1)])], out=f"next/m/{p}")
+        v = g.n("Add", [g.n("Mul", [f"v/{p}", g.c(b2)]), g.n("Mul", [g.n("Mul", [gr, gr]), g.c(1 - b2)])],
+                out=f"next/v/{p}")
+        slots += [f"m/{p}", f"v/{p}"]
+        c1 = g.n("Sub", [g.c(1.0), g.n("Pow", [g.c(b1), "step"])])
+        c2 = g.n("Sub", [g.c(1.0), g.n("Pow", [g.c(b2), "step"])])
+        lr_t = g.n("Div", [g.n("Mul", ["learning_rate", g.n("Sqrt", [c2])]), c1])
+        g.n("Sub", [p, g.n("Div", [g.n("Mul", [lr_t, m]), g.n("Add", [g.n("Sqrt", [v]), g.c(eps)])])], out=f"next/{p}")
+    return slots
+
+
+def fused_graph(name, optimizer, seed=0):
+    """(serialized model, {state name: initial array}) of one fused train step."""
+    rng = np.random.default_rng(seed)
+    g, state, params, grads = _G(), {}, [], []
+    if name.startswith("cnn"):
+        state = {"K": _init((8, 1, 3, 3), rng), "kb": np.zeros(8, np.float32),
+                 "W": _init((8 * 13 * 13, 10), rng), "b": np.zeros(10, np.float32)}
+        c = g.n("Conv", ["x", "K", "kb"], kernel_shape=[3, 3])
+        r = g.n("Relu", [c])
+        pooled = g.n("MaxPool", [r], kernel_shape=[2, 2], strides=[2, 2])
+        flat = g.n("Flatten", [pooled], axis=1)
+        d = _softmax_xent(g, g.n("Gemm", [flat, "W", "b"]))
+        grads = [g.n("Gemm", [flat, d], transA=1), g.n("ReduceSum", [d, g.c([0], np.int64)], keepdims=0)]
+        dflat = g.n("Gemm", [d, "W"], transB=1)
+
+        # max-pool gradient, the fastest way we know in ORT: the 4 taps of every 2x2 window as a
+        # strided Conv with one-hot kernels, the upstream value where a tap equals the window's
+        # max, put back by ConvTranspose with the same kernels (relu' masks ties at 0 below)
+        taps = g.c(np.eye(4, dtype=np.float32).reshape(4, 1, 2, 2))
+        windows = g.n("Conv", [g.n("Reshape", [r, g.c([-1, 1, 26, 26], np.int64)]), taps], strides=[2, 2])
+        is_max = g.n("Equal", [windows, g.n("Reshape", [pooled, g.c([-1, 1, 13, 13], np.int64)])])
+        share = g.n("Where", [is_max, g.n("Reshape", [dflat, g.c([-1, 1, 13, 13], np.int64)]), g.c(0.0)])
+        dr = g.n("Reshape", [g.n("ConvTranspose", [share, taps], strides=[2, 2]), g.c([-1, 8, 26, 26], np.int64)])
+        dc = g.n("Where", [g.n("Greater", [c, g.c(0.0)]), dr, g.c(0.0)])
+        perm = [1, 0, 2, 3]
+        dk = g.n("Conv", [g.n("Transpose", ["x"], perm=perm), g.n("Transpose", [dc], perm=perm)])
+        grads = [g.n("Transpose", [dk], perm=perm), g.n("ReduceSum", [dc, g.c([0, 2, 3], np.int64)], keepdims=0)] + grads
+        params = ["K", "kb", "W", "b"]
+    else:
+        s = sizes(name)
+        hs, zs = ["x"], []
+        for i, (a, b) in enumerate(zip(s[:-1], s[1:])):
+            state[f"W{i}"], state[f"b{i}"] = _init((a, b), rng), np.zeros(b, np.float32)
+            params += [f"W{i}", f"b{i}"]
+            z = g.n("Gemm", [hs[-1], f"W{i}", f"b{i}"])
+            zs.append(z)
+            hs.append(g.n("Relu", [z]) if i < len(s) - 2 else z)
+        d = _softmax_xent(g, hs[-1])
+        grads = []
+        for i in reversed(range(len(s) - 1)):
+            grads = [g.n("Gemm", [hs[i], d], transA=1), g.n("ReduceSum", [d, g.c([0], np.int64)], keepdims=0)] + grads
+            if i:
+                d = g.n("Where", [g.n("Greater", [zs[i - 1], g.c(0.0)]), g.n("Gemm", [d, f"W{i}"], transB=1), g.c(0.0)])
+    slots = _update(g, params, grads, optimizer)
+    for sname in slots:
+        state[sname] = np.zeros_like(state[sname.split("/", 1)[1]])
+    vi = helper.make_tensor_value_info
+    x_shape = ["N", *input_shape(name)]
+    inputs = [vi("x", F, x_shape), vi("y", TensorProto.INT64, ["N"]), vi("learning_rate", F, [])]
+    inputs += [vi("step", F, [])] if optimizer == "adam" else []
+    inputs += [vi(k, F, list(v.shape)) for k, v in state.items()]
+    outputs = [vi("loss", F, [])] + [vi(f"next/{k}", F, list(v.shape)) for k, v in state.items()]
+    graph = helper.make_graph(g.nodes, "fused_train_step", inputs, outputs, initializer=g.inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], ir_version=8)
+    return model.SerializeToString(), state
+
+
+class FusedRunner:
+    """The expert's loop: bound once, two IOBindings (ping-pong), the batch gathered into
+    the bound buffer, the loss read from a bound scalar. Runs the hand-fused graph, or
+    (``graph=(bytes, state)``) any train step whose state outputs are ``next/<name>``."""
+
+    def __init__(self, name, optimizer, batch, threads, graph=None):
+        raw, state = graph or fused_graph(name, optimizer)
+        so = ort.SessionOptions()
+        so.intra_op_num_threads = threads
+        self.sess = ort.InferenceSession(raw, so, providers=["CPUExecutionProvider"])
+        self.xb = np.zeros((batch, *input_shape(name)), np.float32)
+        self.yb = np.zeros(batch, np.int64)
+        self.lr, self.step, self.loss = np.array(0.01, np.float32), np.array(1, np.float32), np.zeros((), np.float32)
+        pairs = {k: (ort.OrtValue.ortvalue_from_numpy(v.copy()), ort.OrtValue.ortvalue_from_numpy(v.copy()))
+                 for k, v in state.items()}
+        names = {i.name for i in self.sess.get_inputs()}
+        self.bindings = []
+        for p in (0, 1):
+            b = self.sess.io_binding()
+            for k, buf in (("x", self.xb), ("y", self.yb), ("learning_rate", self.lr), ("step", self.step)):
+                if k in names:
+                    b.bind_ortvalue_input(k, ort.OrtValue.ortvalue_from_numpy(buf))
+            for k, pair in pairs.items():
+                b.bind_ortvalue_input(k, pair[p])
+                b.bind_ortvalue_output(f"next/{k}", pair[1 - p])
+            b.bind_ortvalue_output("loss", ort.OrtValue.ortvalue_from_numpy(self.loss))
+            for out in self.sess.get_outputs():          # other outputs (metrics): let ORT allocate
+                if out.name != "loss" and not out.name.startswith("next/"):
+                    b.bind_output(out.name)
+            self.bindings.append(b)
+        self.parity, self.t, self.batch = 0, 0, batch
+
+    def epoch(self, x, y, rng):
+        bs, sess, binds = self.batch, self.sess, self.bindings
+        order = rng.permutation(len(x))
+        losses = np.empty(len(x) // bs)
+        for i in range(len(losses)):
+            idx = order[i * bs:(i + 1) * bs]
+            np.take(x, idx, 0, self.xb, "clip")
+            np.take(y, idx, 0, self.yb, "clip")
+            self.t += 1
+            self.step.fill(self.t)
+            sess.run_with_iobinding(binds[self.parity])
+            self.parity ^= 1
+            losses[i] = self.loss
+        return losses
+
+
+# ------------------------------------------------------------------ symgrad and torch
+
+def symgrad_trainer(name, optimizer, threads):
+    from symgrad.compiler import Sequential, compile_model, layers, losses, optimizers
+    from symgrad.runtime import Trainer
+    if name.startswith("cnn"):
+        stack = [layers.Conv2D(8, 3, activation="relu"), layers.MaxPooling2D(2), layers.Flatten(), layers.Dense(10)]
+    else:
+        s = sizes(name)
+        stack = [layers.Dense(u, activation="relu") for u in s[1:-1]] + [layers.Dense(s[-1])]
+    opt = optimizers.SGD(0.01) if optimizer == "sgd" else optimizers.Adam(0.001)
+    program = compile_model(Sequential(stack, input_shape=input_shape(name)),
+                            loss=losses.get("sparse_categorical_crossentropy", from_logits=True), optimizer=opt, seed=0)
+    return Trainer(program, seed=0, intra_op_num_threads=threads)
+
+
+def torch_runner(name, optimizer, batch, threads):
+    try:
+        import torch
+    except ImportError:
+        return None
+    torch.set_num_threads(threads)
+    nn = torch.nn
+    if name.startswith("cnn"):
+        model = nn.Sequential(nn.Conv2d(1, 8, 3), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(8 * 13 * 13, 10))
+    else:
+        s = sizes(name)
+        mods = []
+        for i, (a, b) in enumerate(zip(s[:-1], s[1:])):
+            mods += [nn.Linear(a, b)] + ([nn.ReLU()] if i < len(s) - 2 else [])
+        model = nn.Sequential(*mods)
+    opt = torch.optim.SGD(model.parameters(), lr=0.01) if optimizer == "sgd" else torch.optim.Adam(model.parameters())
+
+    def epoch(x, y, rng):
+        xt, yt = torch.from_numpy(x), torch.from_numpy(y)
+        order = torch.from_numpy(rng.permutation(len(x)))
+        for i in range(len(x) // batch):
+            idx = order[i * batch:(i + 1) * batch]
+            loss = torch.nn.functional.cross_entropy(model(xt[idx]), yt[idx])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+    return epoch
+
+
+def matmul_peak(threads, n=1024, reps=7):
+    """GFLOP/s of one n^3 float32 MatMul in onnxruntime with ``threads`` threads."""
+    vi = helper.make_tensor_value_info
+    graph = helper.make_graph([helper.make_node("MatMul", ["a", "b"], ["c"])], "mm",
+                              [vi("a", F, [n, n]), vi("b", F, [n, n])], [vi("c", F, [n, n])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], ir_version=8)
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = threads
+    sess = ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
+    a = np.random.default_rng(0).random((n, n), dtype=np.float32)
+    sess.run(None, {"a": a, "b": a})
+    times = []
+    for _ in range(reps):
+        t = time.perf_counter()
+        sess.run(None, {"a": a, "b": a})
+        times.append(time.perf_counter() - t)
+    return 2 * n ** 3 / min(times) / 1e9          # a peak: the best run
+
+
+# ------------------------------------------------------------------ measurement
+
+def measure(name, optimizer, batch, threads, reps, seconds):
+    rng = np.random.default_rng(0)
+    trainer = symgrad_trainer(name, optimizer, threads)
+    fused = FusedRunner(name, optimizer, batch, threads)
+    # the compiled train step in the expert's loop: fit/bare is the runtime's own overhead
+    bare = FusedRunner(name, optimizer, batch, threads, graph=(trainer.bundle.graphs["train_step"], trainer.state_dict()))
+    runners = {"symgrad": None, "fused": fused.epoch, "bare": bare.epoch}
+    torch_epoch = torch_runner(name, optimizer, batch, threads)
+    if torch_epoch is not None:
+        runners["torch"] = torch_epoch
+    # size the epoch to about `seconds` of fused work
+    probe = rng.random((batch * 5, *input_shape(name)), dtype=np.float32)
+    probe_y = rng.integers(0, 10, len(probe))
+    fused.epoch(probe, probe_y, rng)
+    t = time.perf_counter()
+    fused.epoch(probe, probe_y, rng)
+    per_step = (time.perf_counter() - t) / 5
+    steps = int(min(max(seconds / per_step, 10), 2000))
+    x = rng.random((batch * steps, *input_shape(name)), dtype=np.float32)
+    y = rng.integers(0, 10, len(x))
+    runners["symgrad"] = lambda x, y, rng: trainer.fit(x, y, batch_size=batch, epochs=1, shuffle=True, verbose=0)
+    for run in runners.values():           # warm-up: sessions, plans, allocator arenas
+        run(x[:batch * 3], y[:batch * 3], rng)
+    rates = {k: [] for k in runners}
+    for _ in range(reps):                  # interleaved: A B C A B C ...
+        for key, run in runners.items():
+            t = time.perf_counter()
+            run(x, y, rng)
+            rates[key].append(steps / (time.perf_counter() - t))
+    # ratios paired within a round (the runs of one round see the same machine load), then the median
+    ratios = {f"symgrad/{k}": statistics.median(a / b for a, b in zip(rates["symgrad"], rates[k]))
+              for k in runners if k != "symgrad"}
+    return {k: statistics.median(v) for k, v in rates.items()}, ratios, steps
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="CI smoke run: fewer workloads, short runs")
+    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--reps", type=int, default=None)
+    parser.add_argument("--json", default=None, help="also write the results to this JSON file")
+    args = parser.parse_args(argv)
+    reps = args.reps or (3 if args.quick else 7)
+    seconds = 0.15 if args.quick else 0.6
+    peak = matmul_peak(args.threads)
+    print(f"threads {args.threads}; onnxruntime {ort.__version__}; ORT MatMul 1024^3 peak {peak:.1f} GFLOP/s; "
+          f"medians of {reps} interleaved runs (ratios: medians of the per-round ratios)")
+    head = f"{'workload':<20} {'opt':<5} {'batch':>5} {'steps':>5} | {'fit steps/s':>11} {'fused':>9} {'fit/fused':>9}" \
+           f" {'fit/bare':>8} {'torch':>9} | {'fit GFLOP/s':>11} {'fused':>7} {'% peak':>6}"
+    print(head)
+    print("-" * len(head))
+    results = []
+    for name, optimizer, batch in configs(args.quick):
+        rates, ratios, steps = measure(name, optimizer, batch, args.threads, reps, seconds)
+        flops = flops_per_step(name, batch)
+        fit_gf, fused_gf = rates["symgrad"] * flops / 1e9, rates["fused"] * flops / 1e9
+        ratio, overhead = ratios["symgrad/fused"], ratios["symgrad/bare"]
+        torch_s = f"{rates['torch']:9.0f}" if "torch" in rates else f"{'-':>9}"
+        print(f"{name:<20} {optimizer:<5} {batch:>5} {steps:>5} | {rates['symgrad']:11.0f} {rates['fused']:9.0f} "
+              f"{ratio:9.2f} {overhead:8.2f} {torch_s} | {fit_gf:11.2f} {fused_gf:7.2f} {100 * fit_gf / peak:6.1f}")
+        results.append({"workload": name, "optimizer": optimizer, "batch": batch, "steps": steps,
+                        "steps_per_s": rates, "fit_over_fused": ratio, "fit_over_bare": overhead,
+                        "gflops_fit": fit_gf, "gflops_fused": fused_gf})
+    target = next((r for r in results if (r["workload"], r["optimizer"], r["batch"]) == TARGET), None)
+    if target is not None:
+        ok = target["fit_over_fused"] >= 0.9
+        print(f"\ntarget: Trainer.fit >= 0.9x fused at {TARGET}: {target['fit_over_fused']:.2f}x "
+              f"{'PASS' if ok else 'FAIL'}")
+    print("fit/bare: Trainer.fit against the same compiled train step in the hand-written loop (the runtime's "
+          "overhead); fit/fused: against the hand-fused graph (runtime and graph together)")
+    if "torch" not in (results[0]["steps_per_s"] if results else {}):
+        print("(torch not importable: no PyTorch column)")
+    if args.json:
+        from symgrad.compiler.atomic import write_text
+        write_text(args.json, json.dumps({"threads": args.threads, "peak_gflops": peak, "results": results}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

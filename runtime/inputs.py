@@ -1,0 +1,130 @@
+"""From what a user passes to fit/evaluate/predict to a batch source the loops drive.
+
+Arrays -> ArrayBatches (validated and converted once); anything else iterable ->
+IterableBatches (each batch validated as it arrives). Which graph inputs exist (is
+there a sample_weight input?) comes from the manifest's data specs.
+"""
+import numbers
+
+import numpy as np
+
+from symgrad.compiler.errors import DataError, ParameterError
+
+from .data import ArrayBatches, IterableBatches, Spec, check_array, check_lengths, split_validation
+
+DEFAULT_BATCH_SIZE = 32
+
+
+class Inputs:
+    def __init__(self, manifest, classes):
+        data = manifest.get("data", {})
+        self.specs = {role: Spec(role, data[role]) for role in ("x", "y", "sample_weight") if role in data}
+        self.classes = classes
+        self.weighted = "sample_weight" in self.specs
+
+    # ------------------------------------------------------------ arrays
+    def arrays(self, x, y=None, sample_weight=None, class_weight=None, need_y=True, what=""):
+        """Validated arrays keyed by graph input name."""
+        specs = self.specs
+        out = {specs["x"].name: check_array(x, specs["x"], what="x" + what)}
+        if need_y:
+            if y is None:
+                raise DataError("y (the labels) is missing; pass y, or an iterable of (x, y) batches as x")
+            out[specs["y"].name] = check_array(y, specs["y"], self.classes, what="y" + what)
+            w = None
+            if sample_weight is not None:
+                if not self.weighted:
+                    raise DataError("this program was compiled without a sample_weight input; compile it with "
+                                    "sample_weight=True to train with sample weights")
+                w = check_array(sample_weight, specs["sample_weight"], what="sample_weight" + what)
+            if class_weight is not None:
+                w = self._class_weights(class_weight, out[specs["y"].name], w)
+            if w is not None:
+                out[specs["sample_weight"].name] = w
+            check_lengths(out)
+            if self.weighted and w is None:       # the graph has the input: unweighted means all ones
+                n = len(out[specs["x"].name])
+                out[specs["sample_weight"].name] = np.ones(n, specs["sample_weight"].dtype)
+        elif sample_weight is not None:
+            raise ParameterError("sample_weight is only used by fit and evaluate")
+        return out
+
+    def _class_weights(self, class_weight, y, w):
+        if not isinstance(class_weight, dict):
+            raise ParameterError(f"class_weight must be a dict {{class index: weight}}, got {type(class_weight).__name__}")
+        if not self.weighted:
+            raise DataError("class_weight needs a sample_weight input; compile the program with sample_weight=True")
+        labels = y if y.ndim == 1 else y.argmax(-1)
+        table = np.ones(int(max(labels.max(), max(class_weight, default=0))) + 1)
+        for k, v in class_weight.items():
+            if isinstance(v, bool) or not isinstance(v, numbers.Real) or not v >= 0:
+                raise ParameterError(f"class_weight[{k!r}] must be a number >= 0, got {v!r}")
+            table[int(k)] = v
+        cw = table[labels.astype(np.int64)].astype(self.specs["sample_weight"].dtype)
+        return cw if w is None else w * cw
+
+    # ------------------------------------------------------------ sources
+    def _checker(self, need_y):
+        def check(item):
+            if need_y:
+                if len(item) < 2:
+                    raise DataError("each batch must be a tuple (x, y) or (x, y, sample_weight); got one element")
+                return self.arrays(item[0], item[1], item[2] if len(item) > 2 else None, what=" batch")
+            return self.arrays(item[0], need_y=False, what=" batch")
+        return check
+
+    def source(self, x, y=None, sample_weight=None, class_weight=None, batch_size=None, shuffle=False,
+               steps=None, need_y=True):
+        if x is None:
+            raise DataError("x is missing; pass an array of inputs or an iterable of batches")
+        if _is_batches(x, y, need_y):
+            if batch_size is not None:
+                raise ParameterError("batch_size must be None when x is an iterable of batches (the batches set it)")
+            if sample_weight is not None or class_weight is not None:
+                raise ParameterError("with an iterable of batches, put sample weights inside each batch "
+                                     "as (x, y, sample_weight)")
+            roles = ("x", "y", "sample_weight") if need_y else ("x",)
+            return IterableBatches(x, self._checker(need_y), roles, steps)
+        arrays = self.arrays(x, y, sample_weight, class_weight, need_y)
+        src = ArrayBatches(arrays, batch_size or DEFAULT_BATCH_SIZE, shuffle)
+        if steps is not None:
+            src.steps = min(src.steps, steps)
+        return src
+
+    def train_sources(self, x, y, sample_weight, class_weight, batch_size, shuffle, steps, validation_split):
+        """(train source, validation source or None) for fit's arrays and validation_split."""
+        if validation_split:
+            if _is_batches(x, y, True):
+                raise ParameterError("validation_split needs arrays; with an iterable of batches pass validation_data")
+            arrays = self.arrays(x, y, sample_weight, class_weight)
+            train, val = split_validation(arrays, validation_split)
+            t = ArrayBatches(train, batch_size or DEFAULT_BATCH_SIZE, shuffle)
+            if steps is not None:
+                t.steps = min(t.steps, steps)
+            return t, ArrayBatches(val, batch_size or DEFAULT_BATCH_SIZE, False)
+        return self.source(x, y, sample_weight, class_weight, batch_size, shuffle, steps), None
+
+    def validation_source(self, data, batch_size, steps):
+        if isinstance(data, tuple):
+            if not 2 <= len(data) <= 3:
+                raise DataError(f"validation_data must be (x_val, y_val) or (x_val, y_val, sample_weight_val), "
+                                f"got a tuple of {len(data)}")
+            return self.source(data[0], data[1], data[2] if len(data) == 3 else None, None,
+                               batch_size or DEFAULT_BATCH_SIZE, False, steps)
+        if isinstance(data, (np.ndarray, list)) and not _looks_like_batches(data):
+            raise DataError("validation_data must be a tuple (x_val, y_val[, sample_weight_val]) or an iterable "
+                            "of (x, y) batches")
+        return IterableBatches(data, self._checker(True), ("x", "y", "sample_weight"), steps)
+
+
+def _looks_like_batches(obj):
+    return isinstance(obj, list) and len(obj) > 0 and all(isinstance(b, tuple) for b in obj)
+
+
+def _is_batches(x, y, need_y):
+    if isinstance(x, np.ndarray):
+        return False
+    if need_y:
+        return y is None and hasattr(x, "__iter__")
+    # predict: lists and tuples are array-likes, other iterables (generators, loaders) are batches
+    return not isinstance(x, (list, tuple)) and hasattr(x, "__iter__") and not hasattr(x, "__array__")

@@ -1,0 +1,199 @@
+"""The fit, evaluate and predict loops (Keras order of hooks and stop checks).
+
+fit:  on_train_begin -> for epoch: on_epoch_begin -> for batch: on_train_batch_begin,
+      step, on_train_batch_end, *stop_training?* -> epoch logs (+ val_ logs from an
+      evaluate pass with on_test_* hooks) -> on_epoch_end -> *stop_training?* ->
+      on_train_end(last epoch logs) -> History.
+
+A step is: gather the batch rows into the bound buffers, draw the dropout noise into
+its buffer, write the step number, run the IOBinding of the current parity, flip the
+parity, copy the scalar outputs into the epoch's record. Batch hooks, and the logs
+dict they receive (running means, as Keras), exist only when a callback uses them.
+"""
+import numpy as np
+
+_GROW = 64
+
+
+def log_name(output):
+    return output[7:] if output.startswith("metric/") else output
+
+
+class Progress:
+    """Where the fit loop is inside an epoch, for mid-epoch checkpoints and epoch logs."""
+
+    def __init__(self, epoch, rng_epoch, names, steps, data_info):
+        self.epoch = epoch
+        self.batch = 0                      # batches done in this epoch
+        self.rng_epoch = rng_epoch          # generator state before the epoch's shuffle
+        self.names = names
+        self.records = np.zeros((steps or _GROW, len(names)))
+        self.sizes = np.zeros(steps or _GROW, dtype=np.int64)
+        self.data_info = data_info
+
+    def grow(self):
+        self.records = np.concatenate([self.records, np.zeros_like(self.records)])
+        self.sizes = np.concatenate([self.sizes, np.zeros_like(self.sizes)])
+
+    def load(self, records, sizes):
+        k = len(sizes)
+        while len(self.sizes) < k:
+            self.grow()
+        self.records[:k] = records
+        self.sizes[:k] = sizes
+        self.batch = k
+
+    def logs(self):
+        """Epoch means of the batch values, weighted by batch size (Keras Mean tracker)."""
+        k = self.batch
+        if k == 0:
+            return {}
+        w = self.sizes[:k].astype(np.float64)
+        means = (self.records[:k] * w[:, None]).sum(0) / w.sum()
+        return dict(zip(self.names, means.tolist()))
+
+    def position(self):
+        return {"epoch": self.epoch, "batch": self.batch, "rng_epoch": self.rng_epoch,
+                "records": self.records[:self.batch].copy(), "sizes": self.sizes[:self.batch].copy(),
+                "data": self.data_info}
+
+
+def run_train_batches(tr, batches, cbl, prog, split):
+    store = tr._store
+    step_buf = tr._hyper_np.get("step")
+    random = tr.rng.random
+    begin = cbl.on_train_batch_begin if cbl.has("on_train_batch_begin") else None
+    end = cbl.on_train_batch_end if cbl.has("on_train_batch_end") else None
+    names = prog.names
+    acc = np.zeros(len(names))
+    count = 0
+    if end is not None and prog.batch:
+        count = int(prog.sizes[:prog.batch].sum())
+        acc = (prog.records[:prog.batch] * prog.sizes[:prog.batch, None]).sum(0)
+    if split:
+        update = tr._plan("update", None)
+        after, before = cbl.on_after_backward, cbl.on_before_optimizer_step
+    b = prog.batch
+    for plan in batches:
+        if begin is not None:
+            begin(b, None)
+        for buf, dtype in plan.noise:
+            random(out=buf, dtype=dtype)
+        if step_buf is not None:
+            step_buf.fill(tr._step + 1)
+        p = store.parity
+        plan.run[p]()
+        if split:
+            logs = dict(zip(names, plan.read_scalars().tolist()))
+            after(b, logs)
+            before(b, logs)
+            update.run[p]()
+        store.parity = p ^ 1
+        tr._step += 1
+        if b >= len(prog.sizes):
+            prog.grow()
+        prog.records[b] = plan.read_scalars()
+        prog.sizes[b] = plan.n
+        b += 1
+        prog.batch = b
+        if end is not None:
+            acc += prog.records[b - 1] * plan.n
+            count += plan.n
+            end(b - 1, dict(zip(names, (acc / count).tolist())))
+        if tr.stop_training:
+            break
+
+
+def fit_loop(tr, train, val, epochs, initial_epoch, cbl, validation_freq, split):
+    tr.stop_training = False
+    tr._callbacks = cbl
+    tr._resume = None
+    gs = tr._session("gradients" if split else "train_step")
+    names = [log_name(o) for o in gs.scalar_names]
+    kind = "gradients" if split else "train_step"
+    data_info = {"n": getattr(train, "n", None), "batch_size": getattr(train, "batch_size", None),
+                 "shuffle": getattr(train, "shuffle", False)}
+    try:
+        cbl.on_train_begin(None)
+        resume, tr._resume = tr._resume, None
+        start = initial_epoch
+        if resume is not None:
+            start = resume["epoch"]
+            if resume.get("batch"):
+                tr._check_resume_data(resume, data_info)
+            else:
+                resume = None
+        training_logs = None
+        for epoch in range(start, epochs):
+            tr._epoch = epoch
+            cbl.on_epoch_begin(epoch, None)
+            if resume is not None:                    # mid-epoch resume: same order, same noise
+                current = tr.rng.bit_generator.state
+                tr.rng.bit_generator.state = resume["rng_epoch"]
+                prog = tr._progress = Progress(epoch, resume["rng_epoch"], names, train.steps, data_info)
+                order = train.order(tr.rng)
+                tr.rng.bit_generator.state = current
+                prog.load(resume["records"], resume["sizes"])
+                resume = None
+            else:
+                prog = tr._progress = Progress(epoch, tr.rng.bit_generator.state, names, train.steps, data_info)
+                order = train.order(tr.rng)
+            batches = train.batches(order, lambda n: tr._plan(kind, n), skip=prog.batch)
+            run_train_batches(tr, batches, cbl, prog, split)
+            epoch_logs = prog.logs()
+            if val is not None and (epoch + 1) % validation_freq == 0:
+                val_logs = evaluate_loop(tr, val, cbl)
+                epoch_logs.update(("val_" + k, v) for k, v in val_logs.items())
+            cbl.on_epoch_end(epoch, epoch_logs)
+            training_logs = epoch_logs
+            if tr.stop_training:
+                break
+        cbl.on_train_end(training_logs)
+    finally:
+        tr._callbacks = None
+        tr._progress = None
+    return cbl.history
+
+
+def evaluate_loop(tr, source, cbl):
+    """Mean loss and metrics over ``source`` (weighted by batch size); on_test_* hooks."""
+    gs = tr._session("eval")
+    names = [log_name(o) for o in gs.scalar_names]
+    begin = cbl.on_test_batch_begin if cbl.has("on_test_batch_begin") else None
+    end = cbl.on_test_batch_end if cbl.has("on_test_batch_end") else None
+    cbl.on_test_begin(None)
+    acc = np.zeros(len(names))
+    count = 0
+    parity = tr._store.parity
+    for b, plan in enumerate(source.batches(None, lambda n: tr._plan("eval", n))):
+        if begin is not None:
+            begin(b, None)
+        plan.run[parity]()
+        acc += plan.read_scalars() * plan.n
+        count += plan.n
+        if end is not None:
+            end(b, dict(zip(names, (acc / count).tolist())))
+    logs = dict(zip(names, (acc / max(count, 1)).tolist()))
+    cbl.on_test_end(logs)
+    return logs
+
+
+def predict_loop(tr, source, cbl):
+    gs = tr._session("inference")
+    outputs = [o for o in gs.outputs]
+    begin = cbl.on_predict_batch_begin if cbl.has("on_predict_batch_begin") else None
+    end = cbl.on_predict_batch_end if cbl.has("on_predict_batch_end") else None
+    cbl.on_predict_begin(None)
+    parts = {o: [] for o in outputs}
+    parity = tr._store.parity
+    for b, plan in enumerate(source.batches(None, lambda n: tr._plan("inference", n))):
+        if begin is not None:
+            begin(b, None)
+        plan.run[parity]()
+        for o in outputs:
+            parts[o].append(plan.outputs[o].copy())
+        if end is not None:
+            end(b, {"outputs": parts[outputs[0]][-1] if len(outputs) == 1 else {o: parts[o][-1] for o in outputs}})
+    cbl.on_predict_end(None)
+    result = {o: np.concatenate(v) for o, v in parts.items()}
+    return result[outputs[0]] if len(outputs) == 1 else result
