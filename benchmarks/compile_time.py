@@ -49,23 +49,25 @@ QUICK_CUSTOM = ("squared error", "softmax CE")
 
 
 class EmitClock:
-    """Accumulates the time spent in the emit stage functions that emit_loss calls."""
+    """Accumulates the time spent in the emit-stage functions a module calls (by default
+    those emit_loss calls; for compile_model, program.py's, which also tidies)."""
 
     STAGES = ("emit_values", "make_model", "check")
 
-    def __init__(self):
+    def __init__(self, module=loss_module, stages=STAGES):
         self.seconds = 0.0
+        self.module, self.stages = module, stages
 
     @contextmanager
     def installed(self):
-        saved = {n: getattr(loss_module, n) for n in self.STAGES}
+        saved = {n: getattr(self.module, n) for n in self.stages}
         for n, f in saved.items():
-            setattr(loss_module, n, self._timed(f))
+            setattr(self.module, n, self._timed(f))
         try:
             yield self
         finally:
             for n, f in saved.items():
-                setattr(loss_module, n, f)
+                setattr(self.module, n, f)
 
     def _timed(self, f):
         def wrapper(*args, **kwargs):
@@ -141,18 +143,66 @@ def print_table(results, budget, repeat):
     return over
 
 
+def model_rows(quick):
+    from symgrad.compiler import Sequential, layers, optimizers
+
+    def mlp(widths, opt):
+        return lambda: (Sequential([layers.Dense(w, activation="relu") for w in widths] + [layers.Dense(10)],
+                                   input_shape=(784,)), opt())
+
+    def cnn():
+        return (Sequential([layers.Conv2D(8, 3, padding="same", activation="relu"), layers.MaxPooling2D(2),
+                            layers.Flatten(), layers.Dense(10)], input_shape=(1, 28, 28)), optimizers.SGD(0.01))
+
+    rows = [("MLP 784-256-10, SGD", mlp([256], lambda: optimizers.SGD(0.01))),
+            ("MLP 784-256-10, Adam", mlp([256], optimizers.Adam))]
+    if not quick:
+        rows += [("MLP 784-1024x3-10, Adam", mlp([1024] * 3, optimizers.Adam)), ("CNN 1x28x28, SGD", cnn)]
+    return rows
+
+
+def measure_models(rows, opset):
+    """compile_model (all five graphs, tidied and checked) per model: (label, total, emit)."""
+    from symgrad.compiler import compile_model, program as program_module
+    clock = EmitClock(program_module, ("emit_values", "make_model", "check", "tidy"))
+    results = []
+    with clock.installed():
+        for label, declare in rows:
+            model, opt = declare()
+            clock.seconds = 0.0
+            t = time.perf_counter()
+            program = compile_model(model, loss=losses.get("sparse_categorical_crossentropy", from_logits=True),
+                                    optimizer=opt, metrics=["accuracy"], opset=opset)
+            program.bundle()
+            total = time.perf_counter() - t
+            results.append((label, total, clock.seconds))
+    return results
+
+
+def print_models(results, budget):
+    print(f"\n{'model (compile_model: 5 graphs)':34s} {'sympy ms':>9s} {'emit ms':>8s} {'total ms':>9s}")
+    for label, total, emit in results:
+        flag = "  over budget" if total > budget else ""
+        print(f"{label:34s} {1e3 * (total - emit):9.1f} {1e3 * emit:8.1f} {1e3 * total:9.1f}{flag}")
+    over = [r for r in results if r[1] > budget]
+    print(f"over the {budget:.1f} s model budget: {len(over)} of {len(results)}")
+    return over
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="CI smoke run: one compile each, fewer custom losses")
     parser.add_argument("--repeat", type=int, default=3, help="compiles per loss (default 3; 1 with --quick)")
     parser.add_argument("--opset", type=int, default=17)
     parser.add_argument("--budget", type=float, default=0.3, help="seconds per loss (default 0.3)")
-    parser.add_argument("--strict", action="store_true", help="exit 1 when a loss is over the budget")
+    parser.add_argument("--model-budget", type=float, default=2.0, help="seconds per model (default 2)")
+    parser.add_argument("--strict", action="store_true", help="exit 1 when a loss or model is over its budget")
     args = parser.parse_args(argv)
     repeat = 1 if args.quick else max(1, args.repeat)
     results = measure(build_rows(args.quick), repeat, args.opset)
     over = print_table(results, args.budget, repeat)
-    return 1 if over and args.strict else 0
+    over_models = print_models(measure_models(model_rows(args.quick), args.opset), args.model_budget)
+    return 1 if (over or over_models) and args.strict else 0
 
 
 if __name__ == "__main__":

@@ -1,0 +1,34 @@
+"""CI smoke-runs every benchmark script at its --quick size: they are not tests of speed
+(numbers on a shared CI machine mean little), but they must keep running and print
+their tables, and the compile-time budgets must hold."""
+import os
+import subprocess
+import sys
+
+import pytest
+
+BENCH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "benchmarks")
+
+
+def run(script, *args):
+    proc = subprocess.run([sys.executable, os.path.join(BENCH, script), "--quick", *args],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return proc.stdout
+
+
+def test_compile_time_within_budget():
+    out = run("compile_time.py", "--strict")
+    assert "over the 300 ms budget: 0 of" in out
+    assert "over the 2.0 s model budget: 0 of" in out
+
+
+def test_graph_size_prints_the_ratio():
+    out = run("graph_size.py")
+    assert "sgd" in out and "adam" in out and "x " in out
+
+
+@pytest.mark.slow
+def test_train_throughput_smoke():
+    out = run("train_throughput.py", "--threads", "1", "--reps", "1")
+    assert "mlp784-256-10" in out and "fit/fused" in out
