@@ -31,6 +31,16 @@ def _axes(owner, axis, rank):
     return tuple(sorted(set(out)))
 
 
+def _normalize(layer, x, mean, var, shape):
+    """(x - mean) / sqrt(var + eps), then gamma and beta where the layer has them."""
+    y = (x - mean) / sympy.sqrt(var + sympy.Float(layer.epsilon))
+    if layer.scale:
+        y = y * _broadcastable(layer.gamma, layer.feature_axes, shape)
+    if layer.center:
+        y = y + _broadcastable(layer.beta, layer.feature_axes, shape)
+    return y
+
+
 def _broadcastable(sym, feature_axes, input_shape):
     """A weight of the feature axes' shape, reshaped to broadcast against the input."""
     rank = len(input_shape)
@@ -83,12 +93,7 @@ class BatchNormalization(Layer):
             self.add_update(self.moving_variance, m * moving_var + (1 - m) * var)
         else:
             mean, var = moving_mean, moving_var
-        y = (x - mean) / sympy.sqrt(var + sympy.Float(self.epsilon))
-        if self.scale:
-            y = y * _broadcastable(self.gamma, self.feature_axes, shape)
-        if self.center:
-            y = y + _broadcastable(self.beta, self.feature_axes, shape)
-        return y
+        return _normalize(self, x, mean, var, shape)
 
     def compute_output_shape(self, input_shape):
         return input_shape
@@ -125,12 +130,7 @@ class LayerNormalization(Layer):
         shape = self.input_shape
         mean = ops.mean(x, axis=self.feature_axes)
         var = ops.mean((x - mean) ** 2, axis=self.feature_axes)
-        y = (x - mean) / sympy.sqrt(var + sympy.Float(self.epsilon))
-        if self.scale:
-            y = y * _broadcastable(self.gamma, self.feature_axes, shape)
-        if self.center:
-            y = y + _broadcastable(self.beta, self.feature_axes, shape)
-        return y
+        return _normalize(self, x, mean, var, shape)
 
     def compute_output_shape(self, input_shape):
         return input_shape
