@@ -42,6 +42,57 @@ def pack_state(manifest, arrays):
     return b"".join(chunks)
 
 
+def manifest_checksum(manifest):
+    """sha256 of the manifest itself (its canonical JSON, without this field), so that an
+    edited or bit-flipped manifest is caught like a damaged graph."""
+    body = {k: v for k, v in manifest.items() if k != "manifest_checksum"}
+    return sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode("utf-8"))
+
+
+def _plain_file_name(name):
+    return isinstance(name, str) and name not in ("", ".", "..") and os.path.basename(name) == name \
+        and "\\" not in name
+
+
+def check_manifest(manifest, where):
+    """Raise a BundleError naming the first malformed part of a manifest: the runtime and
+    unpack_state index it without further checks."""
+    def bad(what, accepted):
+        raise BundleError(f"{where}: {what}; expected {accepted} (re-create the bundle)")
+
+    graphs = manifest.get("graphs")
+    if not isinstance(graphs, dict) or not graphs:
+        bad(f"'graphs' is {graphs!r}", "a map from graph kind to {'file': ..., 'inputs': [...], 'outputs': [...]}")
+    for kind, g in graphs.items():
+        if not isinstance(g, dict) or not _plain_file_name(g.get("file")):
+            bad(f"graph {kind!r} has entry {g!r}", "a dict whose 'file' is a file name inside the bundle folder")
+    state_file = manifest.get("state_file", STATE_FILE)
+    if not _plain_file_name(state_file):
+        bad(f"state_file is {state_file!r}", "a file name inside the bundle folder")
+    for section in TENSOR_SECTIONS:
+        entries = manifest.get(section, [])
+        if not isinstance(entries, list):
+            bad(f"section {section!r} is {type(entries).__name__}", "a list of tensor entries")
+        for e in entries:
+            if not isinstance(e, dict) or not isinstance(e.get("name"), str):
+                bad(f"section {section!r} holds {e!r}", "entries with name, shape, dtype, offset and nbytes")
+            shape, name = e.get("shape"), e["name"]
+            if not isinstance(shape, list) or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0
+                                                      for d in shape):
+                bad(f"tensor {name!r} has shape {shape!r}", "a list of integers >= 0")
+            try:
+                itemsize = np.dtype(e.get("dtype")).itemsize
+            except TypeError:
+                bad(f"tensor {name!r} has dtype {e.get('dtype')!r}", "a NumPy dtype name such as 'float32'")
+            for key in ("offset", "nbytes"):
+                v = e.get(key)
+                if not isinstance(v, int) or isinstance(v, bool) or v < 0:
+                    bad(f"tensor {name!r} has {key} {v!r}", "an integer >= 0")
+            want = int(np.prod(shape, dtype=np.int64)) * itemsize
+            if e["nbytes"] != want:
+                bad(f"tensor {name!r} has nbytes {e['nbytes']} for shape {shape} of {e['dtype']}", f"{want}")
+
+
 def unpack_state(manifest, raw):
     arrays = {}
     for section in TENSOR_SECTIONS:
@@ -73,6 +124,7 @@ class Bundle:
         files[STATE_FILE] = raw
         manifest["state_file"] = STATE_FILE
         manifest["checksums"] = {name: sha256(data) for name, data in sorted(files.items())}
+        manifest["manifest_checksum"] = manifest_checksum(manifest)
         self.manifest = manifest
 
         def fill(tmp):
@@ -87,8 +139,22 @@ class Bundle:
 
     @classmethod
     def load(cls, path):
-        """Read and verify a bundle folder; every problem is a BundleError naming the file."""
+        """Read and verify a bundle folder; every problem is a BundleError naming the file.
+
+        A save that swaps the folder while this reads can mix files of two bundles; the
+        checksums catch the mix, and the read starts over when the folder changed under it."""
         path = os.fspath(path)
+        attempts = 5
+        for attempt in range(attempts):
+            before = _identity(path)
+            try:
+                return cls._load_once(path)
+            except BundleError:
+                if attempt == attempts - 1 or _identity(path) == before:
+                    raise
+
+    @classmethod
+    def _load_once(cls, path):
         mpath = os.path.join(path, MANIFEST)
         if not os.path.isdir(path):
             raise BundleError(f"no bundle at {path!r}: expected a folder with {MANIFEST}")
@@ -99,25 +165,48 @@ class Bundle:
                 manifest = json.load(f)
         except (ValueError, UnicodeDecodeError) as exc:
             raise BundleError(f"{mpath} is corrupt (not valid JSON: {exc})") from None
+        except OSError as exc:
+            raise BundleError(f"{mpath} cannot be read ({exc.strerror or exc})") from None
         if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
             raise BundleError(f"{mpath} is not a symgrad bundle manifest (format {FORMAT!r} expected)")
         version = manifest.get("format_version")
         if not isinstance(version, int) or version > FORMAT_VERSION:
             raise BundleError(f"{mpath} has bundle format version {version!r}; this symgrad reads "
                               f"versions up to {FORMAT_VERSION}: upgrade symgrad to load it")
-        checksums = manifest.get("checksums", {})
+        if manifest.get("manifest_checksum") != manifest_checksum(manifest):
+            why = "has no manifest_checksum" if "manifest_checksum" not in manifest else \
+                "does not match its manifest_checksum (it was edited or damaged)"
+            raise BundleError(f"{mpath} {why}; re-create the bundle or restore it from a backup")
+        check_manifest(manifest, mpath)
+        checksums = manifest.get("checksums")
+        if not isinstance(checksums, dict):
+            raise BundleError(f"{mpath} carries no checksums of its files; re-create the bundle")
         files = {}
         wanted = [g["file"] for g in manifest["graphs"].values()] + [manifest.get("state_file", STATE_FILE)]
         for name in wanted:
             fpath = os.path.join(path, name)
             if not os.path.isfile(fpath):
                 raise BundleError(f"bundle {path!r} is incomplete: {name} is missing")
-            with open(fpath, "rb") as f:
-                data = f.read()
-            if name in checksums and sha256(data) != checksums[name]:
+            if name not in checksums:
+                raise BundleError(f"{mpath} lists {name} without a checksum; re-create the bundle")
+            try:
+                with open(fpath, "rb") as f:
+                    data = f.read()
+            except OSError as exc:
+                raise BundleError(f"bundle {path!r}: {name} cannot be read ({exc.strerror or exc})") from None
+            if sha256(data) != checksums[name]:
                 raise BundleError(f"bundle {path!r}: {name} is corrupt (checksum mismatch); "
                                   "re-create the bundle or restore it from a backup")
             files[name] = data
         graphs = {k: files[g["file"]] for k, g in manifest["graphs"].items()}
         state = unpack_state(manifest, files[manifest.get("state_file", STATE_FILE)])
         return cls(manifest, graphs, state)
+
+
+def _identity(path):
+    """Which folder ``path`` names right now (None when nothing does)."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino)

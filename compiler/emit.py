@@ -117,6 +117,34 @@ def _elementwise_cse(values):
     return dict(defs), {v.id: r for v, r in zip(values, reduced)}
 
 
+def _printed_shape(expr, defs, memo):
+    """The shape an elementwise expression prints to: the broadcast of the values it still
+    refers to once the CSE definitions are followed."""
+    def leaves(e):
+        out = set()
+        for s in e.free_symbols:
+            if s in defs:
+                if s not in memo:
+                    memo[s] = leaves(defs[s])
+                out |= memo[s]
+            else:
+                out.add(s)
+        return out
+    shapes = [ir.value_of(s).shape for s in leaves(expr) if ir.value_of(s) is not None]
+    return tuple(ir.broadcast_shapes(*shapes)) if shapes else ()
+
+
+def _broadcast(b, name, v, names, hint):
+    """An elementwise value whose expression lost terms to cancellation after CSE (sympy
+    combines a*b - (-a)*(-b) only then) prints with a smaller shape, a scalar at worst;
+    give it the value's shape, the broadcast of its inputs' shapes, as consumers expect."""
+    if all(isinstance(d, int) for d in v.shape):
+        return b.node("Expand", [name, b.const_i64(list(v.shape))], hint=hint)
+    for i in v.inputs:
+        name = b.node("Expand", [name, b.node("Shape", [names[i.id]], hint=hint)], hint=hint)
+    return name
+
+
 def emit_values(b, outputs, names, scope=""):
     """Emit every value ``outputs`` depend on into builder ``b``.
 
@@ -125,6 +153,7 @@ def emit_values(b, outputs, names, scope=""):
     order = ir.topological_order(outputs)
     todo = [v for v in order if v.id not in names]
     defs, reduced = _elementwise_cse([v for v in todo if v.op == "elementwise"])
+    leaf_memo = {}
     sym_names = {}
     printer = OnnxPrinter(b, sym_names, defs)
     for v in todo:
@@ -137,6 +166,8 @@ def emit_values(b, outputs, names, scope=""):
             names[v.id] = b.array(v.attrs["value"], b.fresh(hint))
         elif v.op == "elementwise":
             names[v.id] = printer.emit(reduced[v.id], hint)
+            if v.shape and _printed_shape(reduced[v.id], defs, leaf_memo) != tuple(v.shape):
+                names[v.id] = _broadcast(b, names[v.id], v, names, hint)
         else:
             names[v.id] = ir.PRIMITIVES[v.op].emit(b, v, [names[i.id] for i in v.inputs])
         sym_names[v.sym] = names[v.id]

@@ -30,6 +30,11 @@ class MissingPredictionError(ExpressionError):
     pass
 
 
+class NonDifferentiableError(ExpressionError):
+    """An expression with no usable derivative: a comparison used as a number, or a loss
+    whose gradient is zero everywhere (y_pred only inside sign, Heaviside, ...)."""
+
+
 class ParameterError(SymgradError, ValueError):
     """A parameter of a loss, layer, optimizer or call that is out of range or of the wrong type."""
 

@@ -260,6 +260,10 @@ class Sequential(Model):
     @classmethod
     def from_config(cls, config, custom_objects=None):
         from .layers import deserialize
+        missing = [k for k in ("layers", "input_shape") if not isinstance(config, dict) or k not in config]
+        if missing:
+            raise ParameterError(f"Sequential.from_config: the config lacks {', '.join(map(repr, missing))}; "
+                                 "accepted: a dict from Sequential.get_config() with 'layers' and 'input_shape'")
         return cls([deserialize(c, custom_objects) for c in config["layers"]], input_shape=config["input_shape"],
                    name=config.get("name"), input_dtype=config.get("input_dtype"))
 

@@ -1,11 +1,12 @@
 """Parse a loss expression from text without eval: Python's ``ast`` gives the tree,
 this module walks it against a whitelist and builds the sympy expression directly."""
 import ast
+import math
 
 import sympy
 
 from . import ops
-from .errors import ExpressionSyntaxError, UnknownSymbolError, UnsupportedFunctionError
+from .errors import ExpressionSyntaxError, NonDifferentiableError, UnknownSymbolError, UnsupportedFunctionError
 from .functions import ELEMENTWISE_PRIMITIVES
 
 
@@ -60,6 +61,9 @@ class _Builder(ast.NodeVisitor):
     def visit_Constant(self, node):
         if isinstance(node.value, bool):
             return sympy.true if node.value else sympy.false
+        if isinstance(node.value, float) and not math.isfinite(node.value):
+            self.fail(node, ExpressionSyntaxError, f"constant {ast.get_source_segment(self.text, node) or node.value} "
+                      "is not a finite number (accepted: numbers of magnitude below 1.8e308)")
         if isinstance(node.value, (int, float)):
             return sympy.Rational(str(node.value)) if isinstance(node.value, float) else sympy.Integer(node.value)
         self.fail(node, ExpressionSyntaxError, f"constant {node.value!r} is not a number")
@@ -86,10 +90,30 @@ class _Builder(ast.NodeVisitor):
         if op is None:
             self.fail(node, ExpressionSyntaxError,
                       f"operator {type(node.op).__name__} is not allowed (accepted: + - * / ** ^)")
-        return op(self.visit(node.left), self.visit(node.right))
+        left, right = self.visit(node.left), self.visit(node.right)
+        self._need_numbers(node, left, right)
+        if isinstance(node.op, (ast.Pow, ast.BitXor)) and _huge_power(left, right):
+            # sympy would compute 10**10**10 exactly, digit by digit
+            self.fail(node, ExpressionSyntaxError, f"the constant {left}**{right} is too large for a float "
+                      "(accepted: constants of magnitude below 1.8e308)")
+        return op(left, right)
+
+    def _need_numbers(self, node, *operands):
+        # sympy refuses arithmetic on a comparison with a raw TypeError; say what to write
+        for v in operands:
+            if isinstance(v, tuple):
+                self.fail(node, ExpressionSyntaxError, f"the tuple {v} is used as a number (accepted: a tuple only "
+                          "as an axis=(...) argument)")
+            if isinstance(v, sympy.logic.boolalg.Boolean) and not isinstance(v, sympy.Expr):
+                self.fail(node, NonDifferentiableError,
+                          f"the comparison {v} is used as a number; a comparison is true or false and has no "
+                          "derivative (accepted: a comparison only as the condition of where(cond, a, b) or "
+                          "Piecewise, or Heaviside(x) for a 0/1 step)")
 
     def visit_UnaryOp(self, node):
         v = self.visit(node.operand)
+        if isinstance(node.op, (ast.USub, ast.UAdd)):
+            self._need_numbers(node, v)
         if isinstance(node.op, ast.USub):
             return -v
         if isinstance(node.op, ast.UAdd):
@@ -155,7 +179,18 @@ class _Builder(ast.NodeVisitor):
         try:
             return fn(*args, **kwargs)
         except (TypeError, ValueError) as exc:
-            self.fail(node, ExpressionSyntaxError, f"bad arguments to {name}(): {exc}")
+            problem = str(exc)
+        # raised outside the except block, so that sympy's TypeError is not chained to it
+        self.fail(node, ExpressionSyntaxError, f"bad arguments to {name}(): {problem}")
+
+
+def _huge_power(base, exponent):
+    if not (isinstance(base, sympy.Number) and isinstance(exponent, sympy.Number)) or base in (0, 1, -1):
+        return False
+    try:
+        return float(exponent) * math.log10(abs(float(base))) > 308
+    except (OverflowError, ValueError, TypeError):
+        return True
 
 
 def parse_expression(text, symbols):

@@ -56,6 +56,9 @@ def _resolve_loss(loss):
 
 
 def _input_shape(model):
+    if not callable(getattr(model, "trace", None)):
+        raise ParameterError(f"compile_model needs a model (Sequential, or Model(inputs, outputs)), got {model!r} "
+                             f"({type(model).__name__})")
     shape = getattr(model, "input_shape", None)
     if shape is None:
         raise ParameterError("the model has no input_shape; give Sequential(..., input_shape=(...)) or an Input")
