@@ -22,6 +22,11 @@ import numpy as np
 from onnx import TensorProto, helper, numpy_helper, shape_inference
 from onnx.reference import ReferenceEvaluator
 
+from .onnx_graph import (attr as _attr, consumers as _consumers, infer as _infer, is_static as _is_static,
+                         opset as _opset, rename_inputs as _rename_inputs, set_nodes as _set_nodes,
+                         static_shapes as _static_shapes)
+from .tidy_gemm import fold_scaled_update, fuse_gemm
+
 _FOLD_LIMIT = 4096          # elements: larger constants stay computed (no bloated files)
 _NEVER_MERGE = {"RandomUniform", "RandomNormal", "RandomUniformLike", "RandomNormalLike", "Multinomial",
                 "Bernoulli", "Dropout"}
@@ -49,7 +54,8 @@ def tidy(model):
     for _ in range(6):
         changed = _fold_constants(model)
         changed |= _merge_duplicates(model.graph)
-        changed |= _fuse_gemm(model)
+        changed |= fuse_gemm(model)
+        changed |= fold_scaled_update(model)
         changed |= _squeeze_reductions(model)
         changed |= _single_dim_products(model)
         changed |= _integer_compare(model)
@@ -60,65 +66,6 @@ def tidy(model):
 
 
 # ---------------------------------------------------------------- helpers
-
-def _opset(model):
-    return next(o.version for o in model.opset_import if o.domain in ("", "ai.onnx"))
-
-
-def _dim(d):
-    if d.HasField("dim_value"):
-        return d.dim_value
-    return d.dim_param or None
-
-
-def _infer(model):
-    """(shapes, types): name -> tuple of dims (int, a symbolic name such as 'N', or None
-    where unknown), and name -> ONNX element type, for every typed value."""
-    g = shape_inference.infer_shapes(model).graph
-    shapes, types = {}, {}
-    for vi in list(g.input) + list(g.output) + list(g.value_info):
-        t = vi.type.tensor_type
-        types[vi.name] = t.elem_type
-        if t.HasField("shape"):
-            shapes[vi.name] = tuple(_dim(d) for d in t.shape.dim)
-    for init in g.initializer:
-        shapes[init.name] = tuple(init.dims)
-        types[init.name] = init.data_type
-    return shapes, types
-
-
-def _static_shapes(model):
-    return _infer(model)[0]
-
-
-def _is_static(dims):
-    return dims is not None and all(isinstance(d, int) for d in dims)
-
-
-def _consumers(graph):
-    users = {}
-    for n in graph.node:
-        for i in n.input:
-            users.setdefault(i, []).append(n)
-    return users
-
-
-def _attr(node, name, default=None):
-    for a in node.attribute:
-        if a.name == name:
-            return helper.get_attribute_value(a)
-    return default
-
-
-def _set_nodes(graph, nodes):
-    del graph.node[:]
-    graph.node.extend(nodes)
-
-
-def _rename_inputs(graph, old, new):
-    for n in graph.node:
-        n.input[:] = [new if i == old else i for i in n.input]
-
 
 # ---------------------------------------------------------------- passes
 
@@ -196,53 +143,6 @@ def _merge_duplicates(graph):
         keep.append(n)
     if changed:
         _set_nodes(graph, keep)
-    return changed
-
-
-def _transposed_2d(producers, name):
-    t = producers.get(name)
-    if t is not None and t.op_type == "Transpose" and list(_attr(t, "perm", [])) == [1, 0]:
-        return t.input[0]
-    return None
-
-
-def _fuse_gemm(model):
-    g = model.graph
-    outputs = {o.name for o in g.output}
-    producers = {o: n for n in g.node for o in n.output}
-    users = _consumers(g)
-    shapes = _static_shapes(model)
-    removed, changed = set(), False
-    for n in list(g.node):
-        if n.op_type != "MatMul" or id(n) in removed:
-            continue
-        a, b = n.input
-        ta, tb = _transposed_2d(producers, a), _transposed_2d(producers, b)
-        if len(shapes.get(a, ())) != 2 or len(shapes.get(b, ())) != 2:
-            continue
-        out = n.output[0]
-        bias, add = None, None
-        after = users.get(out, [])
-        if len(after) == 1 and after[0].op_type == "Add" and out not in outputs:
-            add = after[0]
-            other = add.input[1] if add.input[0] == out else add.input[0]
-            n_dim = shapes[b][0] if tb else shapes[b][1]
-            if other != out and isinstance(n_dim, int) and shapes.get(other) in ((n_dim,), (1, n_dim)):
-                bias = other
-            else:
-                add = None
-        if ta is None and tb is None and bias is None:
-            continue
-        inputs = [ta or a, tb or b] + ([bias] if bias else [])
-        target = add.output[0] if add is not None else out
-        gemm = helper.make_node("Gemm", inputs, [target], name=n.name, transA=int(ta is not None),
-                                transB=int(tb is not None))
-        n.CopyFrom(gemm)
-        if add is not None:
-            removed.add(id(add))
-        changed = True
-    if removed:
-        _set_nodes(g, [n for n in g.node if id(n) not in removed])
     return changed
 
 

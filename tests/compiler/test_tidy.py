@@ -25,6 +25,8 @@ def models():
                       input_shape=(4,), seed=1), optimizers.SGD(0.1, momentum=0.9), ["acc"])
     yield (Sequential([layers.Embedding(7, 3), layers.Flatten(), layers.Dense(3)], input_shape=(4,), seed=2),
            optimizers.RMSprop(centered=True), [])
+    yield (Sequential([layers.Dense(6, activation="relu"), layers.Dense(3)], input_shape=(4,), seed=3),
+           optimizers.SGD(0.1), [])
 
 
 def feeds(model_proto, rng):
@@ -41,7 +43,7 @@ def feeds(model_proto, rng):
     return out
 
 
-@pytest.mark.parametrize("index", range(3))
+@pytest.mark.parametrize("index", range(4))
 def test_tidy_preserves_every_output(index, monkeypatch):
     model, opt, metrics = list(models())[index]
     tidied = program_mod.compile_model(model, scce(), opt, metrics=metrics, dtype="float64")
@@ -79,3 +81,13 @@ def test_batch_size_is_computed_once():
     program = program_mod.compile_model(model, scce(), "sgd")
     kinds = [n.op_type for n in program.graphs["train_step"].graph.node]
     assert kinds.count("Shape") == 1 and "ReduceProd" not in kinds
+
+
+def test_sgd_update_folds_into_the_weight_gradient_gemm():
+    # W - lr * (x^T g) becomes Gemm(x, g * (-lr), C=W): no weight-sized Mul or Sub is left
+    model = Sequential([layers.Dense(6, activation="relu"), layers.Dense(3)], input_shape=(4,), seed=3)
+    graph = program_mod.compile_model(model, scce(), optimizers.SGD(0.1)).graphs["train_step"].graph
+    producers = {o: n for n in graph.node for o in n.output}
+    for name in ("next/dense/kernel", "next/dense_1/kernel"):
+        node = producers[name]
+        assert node.op_type == "Gemm" and len(node.input) == 3 and node.input[2] == name[len("next/"):]
