@@ -1,6 +1,7 @@
 """Training throughput: symgrad's Trainer.fit against a hand-fused ONNX train step (run
 the way an expert would: IOBinding, ping-ponged OrtValues, the batch gathered into bound
-buffers) and against PyTorch eager when torch is importable.
+buffers) and against PyTorch eager when torch is installed (run in a worker process,
+interleaved with the onnxruntime runs: see TorchWorker).
 
 Workloads: MLP 784-256-10 at batch 32/64/256 with SGD and Adam, a 3-layer 1024-wide MLP,
 and a small CNN on 1x28x28 (Conv 8x3x3 + ReLU, MaxPool 2, Dense 10). Same thread count
@@ -35,6 +36,7 @@ F = TensorProto.FLOAT
 OPSET = 17
 TARGET = ("mlp784-256-10", "sgd", 64)
 ADAM = (0.9, 0.999, 1e-7)
+SETTLE_S = 0.3
 
 
 # ------------------------------------------------------------------ workloads
@@ -237,11 +239,14 @@ def symgrad_trainer(name, optimizer, threads):
     return Trainer(program, seed=0, intra_op_num_threads=threads)
 
 
-def torch_runner(name, optimizer, batch, threads):
-    try:
-        import torch
-    except ImportError:
-        return None
+def torch_available():
+    import importlib.util
+    return importlib.util.find_spec("torch") is not None
+
+
+def torch_epoch_function(name, optimizer, batch, threads):
+    """PyTorch eager: the same model, loss and optimizer, one epoch per call."""
+    import torch
     torch.set_num_threads(threads)
     nn = torch.nn
     if name.startswith("cnn"):
@@ -264,6 +269,45 @@ def torch_runner(name, optimizer, batch, threads):
             loss.backward()
             opt.step()
     return epoch
+
+
+class TorchWorker:
+    """PyTorch in a worker process, driven in step with the onnxruntime runs.
+
+    Measured on the 2-core machine: with torch imported into the benchmark process,
+    onnxruntime ran ~40% slower (torch's OpenMP runtime and onnxruntime's pool fight over
+    the same two cores), and with OMP_WAIT_POLICY=PASSIVE torch ran ~60% slower. A worker
+    process keeps each framework's threads its own; the parent still interleaves the runs
+    (A B C A B C ...) and times each epoch, so rounds see the same machine load."""
+
+    def __init__(self, name, optimizer, batch, threads):
+        import subprocess
+        self.proc = subprocess.Popen(
+            [sys.executable, os.path.abspath(__file__), "--torch-worker", name, optimizer, str(batch), str(threads)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+
+    def epoch(self, x, y, rng):
+        self.proc.stdin.write(f"{len(x)}\n")
+        self.proc.stdin.flush()
+        if self.proc.stdout.readline().strip() != "done":
+            raise RuntimeError("the PyTorch worker stopped")
+
+    def close(self):
+        self.proc.stdin.close()
+        self.proc.wait(timeout=30)
+
+
+def torch_worker_main(name, optimizer, batch, threads):
+    epoch = torch_epoch_function(name, optimizer, int(batch), int(threads))
+    rng = np.random.default_rng(0)
+    data = {}
+    for line in sys.stdin:
+        n = int(line)
+        if n not in data:  # same shapes as the parent's data; the values do not matter for speed
+            data[n] = (rng.random((n, *input_shape(name)), dtype=np.float32), rng.integers(0, 10, n))
+        epoch(*data[n], rng)
+        print("done", flush=True)
+    return 0
 
 
 def matmul_peak(threads, n=1024, reps=7):
@@ -294,9 +338,9 @@ def measure(name, optimizer, batch, threads, reps, seconds):
     # the compiled train step in the expert's loop: fit/bare is the runtime's own overhead
     bare = FusedRunner(name, optimizer, batch, threads, graph=(trainer.bundle.graphs["train_step"], trainer.state_dict()))
     runners = {"symgrad": None, "fused": fused.epoch, "bare": bare.epoch}
-    torch_epoch = torch_runner(name, optimizer, batch, threads)
-    if torch_epoch is not None:
-        runners["torch"] = torch_epoch
+    worker = TorchWorker(name, optimizer, batch, threads) if torch_available() else None
+    if worker is not None:
+        runners["torch"] = worker.epoch
     # size the epoch to about `seconds` of fused work
     probe = rng.random((batch * 5, *input_shape(name)), dtype=np.float32)
     probe_y = rng.integers(0, 10, len(probe))
@@ -313,16 +357,24 @@ def measure(name, optimizer, batch, threads, reps, seconds):
     rates = {k: [] for k in runners}
     for _ in range(reps):                  # interleaved: A B C A B C ...
         for key, run in runners.items():
+            # let the previous framework's worker threads stop spinning (OpenMP in torch,
+            # onnxruntime's pool): on 2 cores a spinning idle pool halves the next runner
+            time.sleep(SETTLE_S)
             t = time.perf_counter()
             run(x, y, rng)
             rates[key].append(steps / (time.perf_counter() - t))
     # ratios paired within a round (the runs of one round see the same machine load), then the median
+    if worker is not None:
+        worker.close()
     ratios = {f"symgrad/{k}": statistics.median(a / b for a, b in zip(rates["symgrad"], rates[k]))
               for k in runners if k != "symgrad"}
     return {k: statistics.median(v) for k, v in rates.items()}, ratios, steps
 
 
 def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["--torch-worker"]:
+        return torch_worker_main(*argv[1:5])
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="CI smoke run: fewer workloads, short runs")
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
@@ -386,11 +438,9 @@ def machine():
 
 def readme_table(results, threads, peak):
     torch_version = None
-    try:
-        import torch
-        torch_version = torch.__version__
-    except ImportError:
-        pass
+    if torch_available():
+        from importlib.metadata import version
+        torch_version = version("torch")
     lines = [f"Measured {datetime.date.today()} on {machine()}, {threads} threads for every framework, "
              f"onnxruntime {ort.__version__}" + (f", PyTorch {torch_version} (CPU)" if torch_version else "")
              + f"; ORT MatMul peak {peak:.0f} GFLOP/s. Medians of interleaved runs "
