@@ -175,6 +175,9 @@ class OnnxPrinter(Printer):
         return self._print(a + softplus(-2 * a) - sympy.log(2))
 
     def _print_Max(self, expr):
+        rest = [a for a in expr.args if a != 0]
+        if len(rest) == 1 and len(expr.args) == 2:  # Max(u, 0) is Relu: onnxruntime fuses Gemm+Relu
+            return self.node("Relu", [self._print(rest[0])])
         return self.node("Max", [self._print(a) for a in expr.args])
 
     def _print_Min(self, expr):
