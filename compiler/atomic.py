@@ -61,10 +61,18 @@ def _commit(tmp, path, directory):
 
 def write_bytes(path, data):
     """Write ``data`` to ``path`` atomically (fsync, then rename over the old file)."""
-    def writer(tmp):
-        with open(tmp, "wb") as f:
+    fd, tmp, directory = _temp_beside(path)
+    try:
+        with os.fdopen(fd, "wb") as f:
             f.write(data)
-    return write_with(path, writer)
+            f.flush()
+            os.fsync(f.fileno())
+        _commit(tmp, path, directory)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    return os.fspath(path)
 
 
 def write_text(path, text):
