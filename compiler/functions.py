@@ -28,6 +28,9 @@ class sigmoid(Function):
     def _eval_rewrite_as_exp(self, x, **kwargs):
         return 1 / (1 + exp(-x))
 
+    def _eval_evalf(self, prec):  # constant folding of sigmoid(number expression)
+        return self._eval_rewrite_as_exp(*self.args)._eval_evalf(prec)
+
     def _latex(self, printer, exp=None):
         return _power(r"\sigma\left(%s\right)" % printer._print(self.args[0]), exp)
 
@@ -48,6 +51,9 @@ class softplus(Function):
     def _eval_rewrite_as_log(self, x, **kwargs):
         return sympy.log(1 + exp(x))
 
+    def _eval_evalf(self, prec):
+        return self._eval_rewrite_as_log(*self.args)._eval_evalf(prec)
+
     def _latex(self, printer, exp=None):
         return _power(r"\operatorname{softplus}\left(%s\right)" % printer._print(self.args[0]), exp)
 
@@ -64,6 +70,9 @@ class logcosh(Function):
 
     def fdiff(self, argindex=1):
         return tanh(self.args[0])
+
+    def _eval_evalf(self, prec):
+        return sympy.log(sympy.cosh(self.args[0]))._eval_evalf(prec)
 
     def _latex(self, printer, exp=None):
         return _power(r"\log\cosh\left(%s\right)" % printer._print(self.args[0]), exp)

@@ -6,14 +6,11 @@ evaluator for the ops onnxruntime has no double kernel for (Conv, pooling). For 
 or a model the checked scalar is sum(G * y) for a fixed random G, so every output
 element takes part.
 """
-import math
-
 import numpy as np
 import onnxruntime as ort
 from onnx import TensorProto
 from onnx.reference import ReferenceEvaluator
 from onnx.reference.ops.op_conv_transpose import ConvTranspose as _RefConvTranspose
-from onnx.reference.ops.op_erf import Erf as _RefErf
 
 from . import ir
 from .autodiff import gradients
@@ -47,31 +44,9 @@ class ConvTranspose(_RefConvTranspose):
         return (y.astype(X.dtype),)
 
 
-class Erf(_RefErf):
-    """The reference Erf computes in float32; a gradient check needs double."""
-
-    op_domain = ""
-
-    def _run(self, x):
-        return (np.vectorize(math.erf, otypes=[x.dtype])(x),)
-
-
-def full_precision(model):
-    """Undo the float32 islands a float64 graph keeps for ops onnxruntime has no double
-    kernel for (Erf: Cast to float, Erf, Cast back): finite differences at eps=1e-6
-    would see their rounding. The result runs on the reference evaluator."""
-    producer = {o: n for n in model.graph.node for o in n.output}
-    for n in model.graph.node:
-        src = producer.get(n.input[0]) if n.op_type == "Erf" and n.input else None
-        if src is not None and src.op_type == "Cast" and any(
-                a.name == "to" and a.i == TensorProto.FLOAT for a in src.attribute):
-            n.input[0] = src.input[0]
-    return model
-
-
 class Runner:
     """Run an ONNX model: onnxruntime on the CPU, else the reference evaluator (with
-    double-precision ConvTranspose groups and Erf)."""
+    double-precision ConvTranspose groups)."""
 
     def __init__(self, model):
         self.model = model
@@ -80,7 +55,7 @@ class Runner:
             self.session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
             self.backend = "onnxruntime"
         except _OrtNotImplemented:
-            self.session = ReferenceEvaluator(model, new_ops=[ConvTranspose, Erf])
+            self.session = ReferenceEvaluator(model, new_ops=[ConvTranspose])
             self.backend = "reference"
 
     def __call__(self, feeds):
@@ -157,14 +132,13 @@ def _layer_problem(target, inputs, weights, training, rng, batch_size, opset):
     y = tr.output
     G = ir.input_value("grad_output", y.shape)
     objective = ir.apply("reduce_sum", [ir.elementwise(G.sym * y.sym)], keepdims=False)
-    fwd = Runner(full_precision(emit_graph(graph_in + [("grad_output", G)], [("y", y), ("objective", objective)],
-                                           opset=opset)))
+    fwd = Runner(emit_graph(graph_in + [("grad_output", G)], [("y", y), ("objective", objective)], opset=opset))
     batch = arrays[0].shape[0]
     feeds["grad_output"] = rng.standard_normal(tuple(d if isinstance(d, int) else batch for d in y.shape))
     wrt = [(v.name, v) for v in xs if v.dtype != "int64"] + [(w.name, w.value) for w in tr.weights if w.trainable]
     grads = gradients(objective, [v for _, v in wrt], scope="gradcheck")
-    gmodel = Runner(full_precision(emit_graph(graph_in + [("grad_output", G)],
-                                              [(f"grad/{n}", g) for (n, _), g in zip(wrt, grads)], opset=opset)))
+    gmodel = Runner(emit_graph(graph_in + [("grad_output", G)],
+                               [(f"grad/{n}", g) for (n, _), g in zip(wrt, grads)], opset=opset))
     what = f"{'model' if is_model else 'layer'} {target.name!r}"
     hint = (" The layer defines an explicit backward(); that is what was checked."
             if not is_model and callable(getattr(type(target), "backward", None)) else "")
@@ -215,7 +189,7 @@ def _loss_problem(loss, inputs, rng, opset):
                          sample_weight="sample_weight" in feeds)
     declared = {i.name for i in model.graph.input}
     feeds = {k: v for k, v in feeds.items() if k in declared}
-    runner = Runner(full_precision(model))
+    runner = Runner(model)
     wrt = ["y_pred"] + list(loss.inputs)
     return _Problem(f"loss {loss.name!r}", runner, runner, feeds, wrt, "loss")
 

@@ -8,7 +8,7 @@ from sympy.printing.printer import Printer
 
 from .errors import UnsupportedFunctionError
 from .functions import softplus
-from .lowering import DOUBLE_LOWERINGS, FLOAT32_FALLBACK
+from .lowering import DOUBLE_LOWERINGS
 
 _UNARY = {
     "exp": "Exp", "log": "Log", "Abs": "Abs", "sign": "Sign", "erf": "Erf",
@@ -152,9 +152,6 @@ class OnnxPrinter(Printer):
         name = type(expr).__name__
         if self.b.is_double and name in DOUBLE_LOWERINGS:
             return self._print(DOUBLE_LOWERINGS[name](expr.args[0]))
-        if self.b.is_double and name in FLOAT32_FALLBACK:
-            x = self.node("Cast", [self._print(expr.args[0])], to=1)
-            return self.node("Cast", [self.node(FLOAT32_FALLBACK[name], [x])], to=self.b.float_type)
         if name in _UNARY:
             return self.node(_UNARY[name], [self._print(expr.args[0])])
         if name in _RECIPROCAL:

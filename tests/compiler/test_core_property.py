@@ -92,7 +92,7 @@ def test_random_expressions_have_correct_gradients(text, seed):
             exact = d(yt, yp) + np.zeros_like(yp)
         # a kink (Abs, Max, Heaviside) within the difference step is not a disagreement
         assume(np.allclose(exact, fd, rtol=1e-3, atol=1e-3))
-        tol = dict(rtol=1e-6, atol=1e-6) if "erf" not in text else dict(rtol=1e-4, atol=1e-5)
+        tol = dict(rtol=1e-6, atol=1e-6)
     np.testing.assert_allclose(out64["loss"], want, rtol=1e-6, atol=1e-6, err_msg=text)
     np.testing.assert_allclose(out64["grad_y_pred"], exact, err_msg=text, **tol)
     out32 = run(loss.to_onnx(dtype="float32", shape=(None, 3)),
