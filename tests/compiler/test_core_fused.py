@@ -40,7 +40,11 @@ def test_sparse_cross_entropy_on_rank_three_logits():
 def test_relu_kink_takes_subgradient_zero_and_ties_split():
     # relu: PyTorch and TensorFlow give 0 at x = 0
     relu = Loss("Max(y_pred, 0)", reduction="sum")
-    out = run(relu.to_onnx(shape=(None, 3)), y_pred=np.array([[-1.0, 0.0, 2.0]], np.float32))
+    model = relu.to_onnx(shape=(None, 3))
+    ops = [n.op_type for n in model.graph.node]
+    assert "Relu" in ops and "Max" not in ops       # the op onnxruntime fuses into a preceding Gemm
+    assert ops.count("Greater") == 1 and "Less" not in ops  # the gradient: one comparison, x > 0
+    out = run(model, y_pred=np.array([[-1.0, 0.0, 2.0]], np.float32))
     np.testing.assert_array_equal(out["grad_y_pred"], [[0, 0, 1]])
     # a tie between two tensors keeps sympy's even split
     tie = Loss("Max(y_pred, y_true)", reduction="sum")
