@@ -59,20 +59,28 @@ def _commit(tmp, path, directory):
     _fsync_dir(directory)
 
 
-def write_bytes(path, data):
-    """Write ``data`` to ``path`` atomically (fsync, then rename over the old file)."""
+def _produce_then_commit(path, produce):
+    """Create the temporary beside ``path``, fill it with ``produce(fd, tmp)`` (which must
+    fsync it), rename it into place; on any failure remove it and re-raise."""
     fd, tmp, directory = _temp_beside(path)
     try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
+        produce(fd, tmp)
         _commit(tmp, path, directory)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
     return os.fspath(path)
+
+
+def write_bytes(path, data):
+    """Write ``data`` to ``path`` atomically (fsync, then rename over the old file)."""
+    def produce(fd, tmp):
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+    return _produce_then_commit(path, produce)
 
 
 def write_text(path, text):
@@ -82,18 +90,12 @@ def write_text(path, text):
 def write_with(path, writer):
     """Atomically write ``path`` with ``writer(tmp_path)``, for libraries that write files
     themselves (matplotlib's savefig, onnx.save): the target appears only once complete."""
-    fd, tmp, directory = _temp_beside(path)
-    os.close(fd)
-    try:
+    def produce(fd, tmp):
+        os.close(fd)
         writer(tmp)
         with open(tmp, "rb") as f:
             os.fsync(f.fileno())
-        _commit(tmp, path, directory)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    return os.fspath(path)
+    return _produce_then_commit(path, produce)
 
 
 def discard_temporaries(path):

@@ -6,6 +6,10 @@ every fragment (the bad value and what is accepted), and no raw exception from s
 NumPy or onnxruntime hangs on it as a cause or context (which Python would print above
 the error as a second traceback).
 """
+import os
+import signal
+import time
+
 import numpy as np
 import pytest
 
@@ -53,3 +57,23 @@ def classification_data(n=40, features=4, classes=3, seed=0):
     x = rng.normal(size=(n, features)).astype(np.float32)
     y = (np.abs(x[:, 0] * 2).astype(np.int64) % classes)
     return x, y
+
+
+def sigkill_at_marker(proc, marker, what, timeout=120):
+    """Wait until the child ``proc`` creates ``marker`` (it has stalled half-way through
+    ``what``), then SIGKILL it; the child never outlives the test."""
+    deadline = time.monotonic() + timeout
+    try:
+        while not os.path.exists(marker):
+            if proc.poll() is not None:
+                raise AssertionError(f"the child ended before the stalled {what}: {proc.communicate()[1]}")
+            if time.monotonic() > deadline:
+                raise AssertionError(f"the child never reached the stalled {what}")
+            time.sleep(0.02)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == -signal.SIGKILL

@@ -13,7 +13,6 @@
 import ast
 import errno
 import os
-import signal
 import subprocess
 import sys
 import textwrap
@@ -27,7 +26,7 @@ from symgrad.compiler import atomic
 from symgrad.compiler.bundle import Bundle, manifest_checksum, sha256
 from symgrad.runtime import Trainer, callbacks
 from symgrad.runtime.cli import main as cli_main
-from reliability_kit import classification_data, mlp_classifier
+from reliability_kit import classification_data, mlp_classifier, sigkill_at_marker
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SOURCE_DIRS = ("compiler", "runtime", "examples", "benchmarks")
@@ -250,19 +249,7 @@ def test_sigkill_during_a_bundle_save_leaves_the_old_bundle(program, tmp_path):
     marker = tmp_path / "stalled"
     proc = subprocess.Popen([sys.executable, "-c", _STALLED_SAVE, new_src, old_path, str(marker)],
                             stderr=subprocess.PIPE, text=True)
-    try:
-        deadline = time.monotonic() + 120
-        while not marker.exists():
-            assert proc.poll() is None, proc.communicate()[1]
-            assert time.monotonic() < deadline, "the save never reached its stall"
-            time.sleep(0.02)
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    assert proc.returncode == -signal.SIGKILL
+    sigkill_at_marker(proc, marker, "bundle save")
     assert _snapshot(old_path, True) == old
     loaded = Bundle.load(old_path)                                 # loadable, and the old state
     for name, value in program.state.items():

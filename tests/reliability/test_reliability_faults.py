@@ -10,10 +10,8 @@
 import json
 import math
 import os
-import signal
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
@@ -21,7 +19,7 @@ import pytest
 from symgrad.compiler import Sequential, compile_model, layers, optimizers
 from symgrad.runtime import Trainer, callbacks
 from symgrad.runtime.checkpoint import read_checkpoint
-from reliability_kit import mlp_classifier
+from reliability_kit import mlp_classifier, sigkill_at_marker
 
 WORKER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "reliability_ckpt_worker.py")
 
@@ -127,21 +125,7 @@ def _kill_mid_write(args, marker, timeout=120):
     """Start the worker, wait until its stalled write is half done, SIGKILL it."""
     proc = subprocess.Popen([sys.executable, WORKER] + [str(a) for a in args], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + timeout
-    try:
-        while not os.path.exists(marker):
-            if proc.poll() is not None:
-                raise AssertionError(f"the worker ended before the stalled write: {proc.communicate()[1]}")
-            if time.monotonic() > deadline:
-                raise AssertionError("the worker never reached the stalled write")
-            time.sleep(0.02)
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    assert proc.returncode == -signal.SIGKILL
+    sigkill_at_marker(proc, marker, "write", timeout)
     with open(marker) as f:
         return int(f.read())            # the size the checkpoint would have had
 
