@@ -49,6 +49,29 @@ def manifest_checksum(manifest):
     return sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode("utf-8"))
 
 
+def owned_entries(folder):
+    """(is ``folder`` a symgrad bundle?, the names in it that symgrad wrote).
+
+    A bundle is recognised by its manifest: ``manifest.json`` holding
+    ``"format": "symgrad-bundle"``. Ours are the manifest, the files it lists and the
+    names Bundle.save always uses; a half-written bundle (no manifest yet) is not
+    recognised, but its standard names are still ours (for clearing a killed save's
+    temporary folder)."""
+    names = {f"{kind}.onnx" for kind in GRAPH_KINDS} | {STATE_FILE}
+    try:
+        with open(os.path.join(folder, MANIFEST), "rb") as f:
+            manifest = json.loads(f.read(1 << 22).decode("utf-8"))
+    except (OSError, ValueError):
+        return False, names
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        return False, names
+    graphs = manifest.get("graphs")
+    listed = [g.get("file") for g in graphs.values() if isinstance(g, dict)] if isinstance(graphs, dict) else []
+    listed.append(manifest.get("state_file"))
+    names |= {n for n in listed if _plain_file_name(n)}
+    return True, names | {MANIFEST}
+
+
 def _plain_file_name(name):
     return isinstance(name, str) and name not in ("", ".", "..") and os.path.basename(name) == name \
         and "\\" not in name
@@ -134,7 +157,7 @@ class Bundle:
             with open(os.path.join(tmp, MANIFEST), "w", encoding="utf-8") as f:
                 json.dump(manifest, f, indent=2)
 
-        replace_directory(path, fill)
+        replace_directory(path, fill, owned_entries, what="bundle")
         return os.fspath(path)
 
     @classmethod

@@ -9,6 +9,7 @@ import contextlib
 import os
 import warnings
 
+from symgrad.compiler.atomic import discard_temporaries
 from symgrad.compiler.errors import BundleError, ParameterError
 
 from .. import checkpoint
@@ -91,12 +92,11 @@ class BackupAndRestore(Callback):
             return
         if not os.path.isdir(self.backup_dir):
             return
-        ours = (LATEST, PREVIOUS)
-        for name in os.listdir(self.backup_dir):
+        for name in (LATEST, PREVIOUS):
             # only our files (backup_dir may hold other things), and the temporaries that a
-            # write killed half-way left behind (atomic.write_bytes names them .tmp-*-<name>)
-            if name in ours or (name.startswith(".tmp-") and name.endswith(tuple("-" + o for o in ours))):
-                with contextlib.suppress(FileNotFoundError):
-                    os.remove(os.path.join(self.backup_dir, name))
+            # write killed half-way left behind
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(os.path.join(self.backup_dir, name))
+            discard_temporaries(os.path.join(self.backup_dir, name))
         with contextlib.suppress(OSError):
             os.rmdir(self.backup_dir)       # like Keras, the folder goes too, but only when nothing else is in it
