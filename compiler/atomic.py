@@ -214,7 +214,7 @@ def check_replaceable(path, owned, what="folder"):
     path = os.fspath(path)
     try:
         st = os.lstat(path)
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):    # nothing there (_make_parent judges the parents)
         return
     except OSError as exc:
         raise ParameterError(f"cannot write {what} {path!r}: {exc.strerror or exc}") from None

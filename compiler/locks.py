@@ -14,7 +14,7 @@ left alone rather than risk removing another writer's.
 import contextlib
 import os
 
-from .errors import FolderInUseError
+from .errors import FolderInUseError, ParameterError, SaveError
 
 try:
     import fcntl
@@ -79,9 +79,17 @@ class FolderLock:
     def acquire(self):
         if self._fd is not None or fcntl is None:
             return self
-        os.makedirs(self.folder, exist_ok=True)
         for _ in range(20):
-            fd = os.open(self.path, os.O_RDONLY | os.O_CREAT, 0o644)
+            try:
+                os.makedirs(self.folder, exist_ok=True)
+                fd = os.open(self.path, os.O_RDONLY | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o644)
+            except (FileExistsError, NotADirectoryError):
+                raise ParameterError(f"{self.what}: {self.folder!r} is not a folder (a file is in the way); "
+                                     "accepted: a folder path") from None
+            except OSError as exc:
+                err = SaveError(exc.errno, f"{self.what}: cannot lock folder {self.folder!r}: {exc.strerror or exc}")
+                err.filename = self.folder
+                raise err from None
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except OSError:

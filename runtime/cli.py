@@ -235,11 +235,9 @@ def cmd_export(args):
 def cmd_inspect(args):
     import collections
     import onnx
+    from symgrad.compiler.untrusted import load_onnx
     _need_file(args.file, "ONNX file")
-    try:
-        model = onnx.load(args.file)
-    except Exception as exc:  # protobuf raises DecodeError and friends
-        raise CLIError(f"{args.file} is not an ONNX model ({type(exc).__name__}: {exc})") from None
+    model = load_onnx(args.file, "ONNX file", external_data=False)    # an untrusted file: see untrusted.py
     if not model.graph.node and not model.graph.input:
         raise CLIError(f"{args.file} is not an ONNX model (it holds no graph)")
     elem = {v: k.lower() for k, v in onnx.TensorProto.DataType.items()}
