@@ -274,7 +274,11 @@ def _same_form(saved, current):
         return False
     for key, now in current.items():
         then = saved[key]
-        if now is None or then is None:
+        if then is None:
+            continue
+        if now is None:          # "nothing yet": the saved value may be a number, array or list
+            if isinstance(then, bool) or not isinstance(then, (numbers.Real, np.ndarray, list)):
+                return False
             continue
         if isinstance(now, numbers.Real):
             if isinstance(then, bool) != isinstance(now, bool) or not isinstance(then, numbers.Real):
