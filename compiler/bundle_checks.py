@@ -116,6 +116,9 @@ def check_manifest(manifest, where):
             if "trainable" in e:
                 c.require(isinstance(e["trainable"], bool), f"tensor {name!r} has trainable {e['trainable']!r}",
                           "true or false")
+            for key in ("layer", "param", "slot"):
+                if key in e:
+                    c.require(isinstance(e[key], str), f"tensor {name!r} has {key} {e[key]!r}", "a name")
             for key in ("offset", "nbytes"):
                 v = e.get(key)
                 c.require(_is_int(v) and v >= 0, f"tensor {name!r} has {key} {v!r}", "an integer >= 0")
@@ -156,7 +159,8 @@ def check_manifest(manifest, where):
 
     # optimizer, saved trainer state, metrics
     opt = manifest.get("optimizer", {})
-    c.require(isinstance(opt, dict) and isinstance(opt.get("config", {}), dict), f"'optimizer' is {opt!r}",
+    c.require(isinstance(opt, dict) and isinstance(opt.get("config", {}), dict)
+              and isinstance(opt.get("name", ""), (str, type(None))), f"'optimizer' is {opt!r}",
               "a map with name and config")
     if "learning_rate" in opt.get("config", {}):
         c.rate(opt["config"]["learning_rate"], "the optimizer's learning_rate")

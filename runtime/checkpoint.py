@@ -98,7 +98,7 @@ def _check_entries(entries, size, where):
             bad(f"tensor entry {str(e)[:80]}", "entries with a distinct name, dtype, shape, offset and nbytes")
         names.add(e["name"])
         shape, dtype = e.get("shape"), e.get("dtype")
-        if dtype not in DTYPES:
+        if not isinstance(dtype, str) or dtype not in DTYPES:
             bad(f"tensor {e['name']!r} has dtype {dtype!r}", f"one of {', '.join(DTYPES)}")
         if not isinstance(shape, list) or len(shape) > MAX_RANK or not all(
                 _is_int(d) and 0 <= d < MAX_DIM for d in shape):
@@ -239,8 +239,9 @@ def _check_position(trainer, position, tensors, source):
     def bad(what, accepted):
         raise BundleError(f"{source}: {what}; expected {accepted}")
 
-    pos = dict(position or {}) if isinstance(position, (dict, type(None))) else bad(
-        f"position is {type(position).__name__}", "a map")
+    if position is not None and not isinstance(position, dict):
+        bad(f"position is {type(position).__name__}", "a map")
+    pos = dict(position or {})
     for key in ("epoch", "batch"):
         if key in pos and (not _is_int(pos[key]) or pos[key] < 0):
             bad(f"position {key} is {pos[key]!r}", "an integer >= 0")
