@@ -158,6 +158,26 @@ def test_a_tampered_manifest_is_a_clean_bundle_error(project, case):
     _refused(project, BundleError, fragment)
 
 
+def test_a_graph_that_fails_only_when_run_is_a_bundle_error_and_keeps_the_state(project):
+    """The signature matches the manifest, but the graph reshapes x to a shape no batch
+    fits: onnxruntime fails inside the step. The error names the graph, and the state
+    is the one before the step."""
+    def edit(manifest, files):
+        model = onnx.load_from_string(files["train_step.onnx"])
+        node = next(n for n in model.graph.node if "x" in n.input)
+        node.input[list(node.input).index("x")] = "x_reshaped"
+        model.graph.initializer.append(numpy_helper.from_array(np.array([3, -1], np.int64), "bad_shape"))
+        model.graph.node.insert(0, helper.make_node("Reshape", ["x", "bad_shape"], ["x_reshaped"]))
+        files["train_step.onnx"] = model.SerializeToString()
+    tamper_bundle(str(project / "bundle"), edit)
+    tr = Trainer.load(str(project / "bundle"))
+    before = trainer_state(tr)
+    expect_error(lambda: tr.fit(X, Y, epochs=1, batch_size=8, verbose=0), BundleError, "train_step", "onnxruntime")
+    expect_error(lambda: tr.train_on_batch(X[:8], Y[:8]), BundleError, "train_step")
+    assert trainer_state(tr)[:3] == before[:3]          # tensors, step, learning rate (the shuffle drew from the RNG)
+    assert np.isfinite(tr.evaluate(X, Y, verbose=0)).all()        # the other graphs still work
+
+
 def test_the_untampered_bundle_loads_and_trains(project):
     """The control: the same fixture without tampering goes through every check."""
     tr = Trainer.load(str(project / "bundle"))
