@@ -22,7 +22,8 @@ _EXPORTS = {
 }
 _ERRORS = ("SymgradError", "ExpressionError", "ExpressionSyntaxError", "UnknownSymbolError",
            "UnsupportedFunctionError", "MissingPredictionError", "NonDifferentiableError", "ParameterError",
-           "UnknownNameError", "OpsetError", "ShapeError", "DataError", "BundleError", "ProviderError", "GradcheckError")
+           "UnknownNameError", "OpsetError", "ShapeError", "DataError", "BundleError", "ProviderError", "GradcheckError",
+           "OnnxModelError", "SaveError", "FolderInUseError")
 __all__ = sorted(list(_EXPORTS) + list(_ERRORS))
 
 
