@@ -12,7 +12,6 @@ folder only when its caller recognises every entry as its own.
 """
 import contextlib
 import ctypes
-import errno
 import os
 import re
 import shutil

@@ -27,7 +27,6 @@ import os
 import shutil
 import tempfile
 
-import onnx
 from hypothesis import HealthCheck, event, given, settings, strategies as st
 
 from symgrad.compiler import SymgradError

@@ -16,7 +16,7 @@ import textwrap
 
 import pytest
 
-from symgrad.compiler import ParameterError, SymgradError, atomic
+from symgrad.compiler import ParameterError, SymgradError
 from symgrad.compiler.bundle import Bundle
 from symgrad.compiler.errors import SaveError
 from symgrad.runtime import Trainer
