@@ -10,7 +10,7 @@ import os
 
 import numpy as np
 
-from .atomic import replace_directory
+from .atomic import check_replaceable, replace_directory
 from .bundle_checks import GRAPH_KINDS, TENSOR_SECTIONS, check_graph, check_manifest, check_state_layout, \
     plain_file_name
 from .errors import BundleError
@@ -84,6 +84,12 @@ def unpack_state(manifest, raw, where=STATE_FILE):
             arrays[entry["name"]] = np.frombuffer(raw, dtype=dtype, count=n // dtype.itemsize,
                                                   offset=start).reshape(entry["shape"]).astype(entry["dtype"])
     return arrays
+
+
+def check_target(path):
+    """Raise the ParameterError that Bundle.save would raise for ``path`` (a file, a
+    symlink or a non-empty folder that is not a bundle), before any long work."""
+    check_replaceable(os.path.abspath(os.fspath(path)), owned_entries, "bundle")
 
 
 class Bundle:

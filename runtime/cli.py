@@ -151,6 +151,8 @@ def _load_model_file(path):
 
 def cmd_compile(args):
     from symgrad.compiler import compile_model
+    from symgrad.compiler.bundle import check_target
+    check_target(args.output)               # refuse a target that is not a bundle before compiling
     ns = _load_model_file(args.model)
     missing = [k for k in ("model", "loss", "optimizer") if k not in ns]
     if missing:
@@ -200,9 +202,11 @@ def _load_trainer(path, provider="cpu"):
 
 
 def cmd_train(args):
+    from symgrad.compiler.bundle import check_target
     from symgrad.runtime import callbacks
     data = _load_npz(args.data)
     trainer = _load_trainer(args.bundle, args.provider)
+    check_target(args.output or args.bundle)    # before training, not after: the result must have a place
     cbs = []
     if args.checkpoint_dir:
         # an ONNX inference model per epoch, and the full training state, so that running

@@ -24,6 +24,8 @@ from symgrad.runtime.cli import main as cli_main
 from reliability_kit import expect_error, mlp_classifier
 
 MODEL_PY = textwrap.dedent("""
+    import pathlib
+    pathlib.Path(__file__).with_name("ran.txt").write_text("the model file ran")   # the target is refused first
     from symgrad.compiler import Sequential, layers, optimizers
     model = Sequential([layers.Dense(3)], input_shape=(4,))
     loss = "mse"
@@ -91,6 +93,10 @@ def test_cli_train_output_onto_a_foreign_folder_is_refused(program, project, mon
     rng = np.random.default_rng(0)
     np.savez("d.npz", x=rng.normal(size=(8, 4)).astype(np.float32), y=rng.integers(0, 3, 8))
     before = tree(project)
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("trained before finding that the result has no place")
+    monkeypatch.setattr(Trainer, "fit", no_training)
     assert cli_main(["train", "bundle", "--data", "d.npz", "-q", "-o", "data"]) == 2
     assert tree(project) == before and "data" in capsys.readouterr().err
 
