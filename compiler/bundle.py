@@ -62,7 +62,7 @@ def owned_entries(folder):
     names = {f"{kind}.onnx" for kind in GRAPH_KINDS} | {STATE_FILE}
     try:
         with open(os.path.join(folder, MANIFEST), "rb") as f:
-            manifest = json.loads(f.read(1 << 22).decode("utf-8"))
+            manifest = json.loads(f.read(MAX_MANIFEST_BYTES).decode("utf-8"))
     except (OSError, ValueError):
         return False, names
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
