@@ -161,7 +161,8 @@ def check_external_data(model, where, folder, error=OnnxModelError):
         if not loc or os.path.isabs(loc) or norm.startswith("..") or "\\" in loc or ":" in loc or "\x00" in loc:
             raise error(f"{bad}, outside the model's folder; accepted: a file name inside {folder!r}")
         full = os.path.join(root, norm)
-        if os.path.realpath(full) != os.path.normpath(full) or not os.path.realpath(full).startswith(root + os.sep):
+        real = os.path.realpath(full)
+        if real != os.path.normpath(full) or real == root or os.path.commonpath([root, real]) != root:
             raise error(f"{bad}, which leads outside the model's folder through a symbolic link")
         try:
             st = os.lstat(full)
