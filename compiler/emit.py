@@ -48,15 +48,19 @@ class OnnxBuilder:
         self.is_double = self.float_type == TensorProto.DOUBLE
         self.nodes, self.initializers = [], []
         self._used = set()
+        self._next_suffix = {}      # hint -> the suffix to try next: fresh() stays O(1) per name
         self._consts = {}
         self.int_source = {}  # float value name -> the integer tensor it was cast from
 
     def fresh(self, hint):
         hint = hint.replace(" ", "_") or "v"
-        name, k = hint, 1
+        name, k = hint, self._next_suffix.get(hint, 1)
+        if k > 1:
+            name = f"{hint}_{k}"
         while name in self._used:
             k += 1
             name = f"{hint}_{k}"
+        self._next_suffix[hint] = k + 1
         self._used.add(name)
         return name
 

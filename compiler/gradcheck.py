@@ -77,6 +77,7 @@ def emit_graph(inputs, outputs, dtype="float64", opset=DEFAULT_OPSET, name="grap
     return check(make_model(b, signature, [(n, v.shape) for n, v in outputs], graph_name=name))
 
 
+@ir.scoped
 def gradcheck(target, inputs=None, *, weights=None, training=True, eps=1e-6, atol=1e-5, rtol=1e-4, seed=0,
               batch_size=2, max_elements=100, opset=DEFAULT_OPSET):
     """Check ``target``'s compiled gradients against float64 central finite differences.

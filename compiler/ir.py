@@ -9,7 +9,11 @@ VJP rule, ONNX emitter and sympy display form side by side.
 Shapes are tuples of dims; a dim is an int or a str (a symbolic size such as the batch
 dim ``"N"``). Broadcasting is NumPy's, aligned on the right.
 """
+import contextlib
+import functools
 import itertools
+import threading
+import weakref
 
 import numpy as np
 import sympy
@@ -17,16 +21,73 @@ import sympy
 from .errors import ShapeError, SymgradError
 
 _ids = itertools.count()
-# strong references: a gradient travels as a sympy expression over value symbols, and
-# the Values it names must outlive every Python reference to them
-_BY_SYMBOL = {}
 PRIMITIVES = {}
+
+
+class ValueSymbol(sympy.Symbol):
+    """The real symbol of one IR value; ``value_of`` maps it back to its Value.
+
+    A gradient travels as a sympy expression over value symbols, so while a graph is being
+    built the symbol holds its Value strongly: the Values an expression names live as long
+    as the expression does. When the outermost ``graph_scope`` ends, the symbols of the
+    Values made inside it hold them weakly: sympy's own caches keep symbols, and must not
+    keep every graph ever compiled alive with them. There is no module-level registry."""
+
+    __slots__ = ("_ref",)
+
+    def __new__(cls, name, value):
+        # __xnew__, not the cached constructor, which would keep every symbol it made
+        sym = sympy.Symbol.__xnew__(cls, name, real=True)
+        sym._ref = value
+        return sym
+
+    def __getnewargs_ex__(self):
+        return (self.name, None), {}
+
+    @property
+    def value(self):
+        ref = self._ref
+        return ref() if isinstance(ref, weakref.ref) else ref
+
+    def release(self):
+        """Hold the Value weakly from now on (the graph that needed the strong link is built)."""
+        if self._ref is not None and not isinstance(self._ref, weakref.ref):
+            self._ref = weakref.ref(self._ref)
+
+
+_SCOPES = threading.local()
+
+
+@contextlib.contextmanager
+def graph_scope():
+    """Build a graph: Values made inside stay resolvable from their symbols until the
+    outermost scope ends; afterwards each lives only as long as something refers to it."""
+    made = getattr(_SCOPES, "made", None)
+    outermost = made is None
+    if outermost:
+        made = _SCOPES.made = []
+    try:
+        yield
+    finally:
+        if outermost:
+            _SCOPES.made = None
+            for sym in made:
+                sym.release()
+
+
+def scoped(fn):
+    """Decorator: run ``fn`` inside a graph_scope (for the compiler's entry points)."""
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        with graph_scope():
+            return fn(*args, **kwargs)
+    return wrapper
 
 
 class Value:
     """One node of the IR: op, inputs, static attrs, shape, and (elementwise) its expr."""
 
-    __slots__ = ("id", "op", "inputs", "attrs", "shape", "expr", "name", "sym", "dtype")
+    __slots__ = ("id", "op", "inputs", "attrs", "shape", "expr", "name", "sym", "dtype", "__weakref__")
 
     def __init__(self, op, inputs=(), shape=(), attrs=None, expr=None, name=None, dtype="float"):
         self.id = next(_ids)
@@ -37,8 +98,10 @@ class Value:
         self.expr = expr
         self.name = name or op
         self.dtype = dtype
-        self.sym = sympy.Symbol(f"v{self.id}", real=True)
-        _BY_SYMBOL[self.sym] = self
+        self.sym = ValueSymbol(f"v{self.id}", self)
+        made = getattr(_SCOPES, "made", None)
+        if made is not None:
+            made.append(self.sym)
 
     @property
     def rank(self):
@@ -50,7 +113,7 @@ class Value:
 
 def value_of(sym):
     """The Value a symbol stands for, or None for a symbol that is no IR value."""
-    return _BY_SYMBOL.get(sym)
+    return sym.value if isinstance(sym, ValueSymbol) else None
 
 
 class Primitive:

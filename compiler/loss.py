@@ -13,6 +13,7 @@ from .build import build_ir, to_sympy
 from .emit import OnnxBuilder, DEFAULT_OPSET, check, emit_values, make_model
 from .errors import (MissingPredictionError, NonDifferentiableError, ParameterError, UnknownSymbolError,
                      ExpressionError)
+from .limits import check_expression
 from .params import check_number, check_choice
 from .parse import parse_expression
 from .stabilize import stabilize
@@ -78,6 +79,7 @@ class Loss:
         except (sympy.SympifyError, TypeError, ValueError) as exc:
             raise ExpressionError(f"loss {self.name!r}: the {what} {expr!r} is not a sympy expression ({exc}); "
                                   "accepted: a sympy expression or a string such as '(y_pred - y_true)**2'") from None
+        check_expression(expr, f"loss {self.name!r}: the {what}")
         if isinstance(expr, sympy.logic.boolalg.Boolean) and not isinstance(expr, sympy.Expr):
             raise NonDifferentiableError(
                 f"loss {self.name!r}: the {what} {expr} is a comparison (true or false), not a number, and has no "
@@ -113,6 +115,7 @@ class Loss:
     def differentiable_inputs(self):
         return ("y_pred",) + self.inputs
 
+    @ir.scoped
     def gradient_expression(self, wrt="y_pred"):
         """d L / d ``wrt`` of the per-element (or per-sample) loss L, before the reduction,
         as a sympy expression in the user's symbols (parameters stay symbolic)."""
@@ -238,6 +241,7 @@ def _normalize_shape(shape):
     return tuple(out)
 
 
+@ir.scoped
 def emit_loss(loss, opset=DEFAULT_OPSET, dtype="float32", shape=None, sample_weight=False, with_gradients=True):
     b = OnnxBuilder(opset, dtype)
     pred_shape = _normalize_shape(shape)

@@ -135,12 +135,19 @@ class MatMul(TensorFunction):
 def _axes(axis):
     if axis is None:
         return Tuple()
-    if isinstance(axis, (builtins.list, builtins.tuple, Tuple)):
-        return Tuple(*[Integer(int(a)) for a in axis])
+    many = isinstance(axis, (builtins.list, builtins.tuple, Tuple))
+    return Tuple(*[_axis(a, axis) for a in (axis if many else [axis])])
+
+
+def _axis(a, axis):
+    """One axis as a sympy Integer; 1.5 or a tensor is refused, never truncated."""
     try:
-        return Tuple(Integer(int(axis)))
+        integral = not isinstance(a, builtins.bool) and int(a) == a
     except (TypeError, ValueError):
-        raise ExpressionError(f"axis must be an integer, a tuple of integers or None, not {axis!r}") from None
+        integral = False
+    if not integral:
+        raise ExpressionError(f"axis must be an integer, a tuple of integers or None, not {axis!r}")
+    return Integer(int(a))
 
 
 def sum(x, axis=-1):  # noqa: A001 - the vocabulary uses the user's word
@@ -181,6 +188,8 @@ def norm(x, axis=-1, ord=2):
     """The p-norm over ``axis`` (kept): sum(|x|^p)^(1/p); p = 2 uses x**2."""
     x = sympy.sympify(x)
     p = sympy.sympify(ord)
+    if not (p.is_number and p.is_extended_real and p.is_positive and p.is_finite):
+        raise ExpressionError(f"norm(): ord must be a positive number such as 1 or 2, not {ord!r}")
     if p == 2:
         return sympy.sqrt(ReduceSum(x ** 2, _axes(axis)))
     if p == 1:

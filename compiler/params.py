@@ -20,7 +20,11 @@ def check_number(owner, name, value, rule="number"):
     what, ok = RULES[rule]
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise ParameterError(f"{owner}: parameter {name!r} must be {what}, got {value!r} ({type(value).__name__})")
-    value = float(value)
+    try:
+        value = float(value)
+    except OverflowError:   # an int beyond float's range, such as 10**400
+        raise ParameterError(f"{owner}: parameter {name!r} must be {what}, got an integer of {len(str(value))} digits "
+                             "(beyond a float's range of 1.8e308)") from None
     if not math.isfinite(value) or not ok(value):
         raise ParameterError(f"{owner}: parameter {name!r} must be {what}, got {value!r}")
     return value

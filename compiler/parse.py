@@ -5,7 +5,7 @@ import math
 
 import sympy
 
-from . import ops
+from . import limits, ops
 from .errors import ExpressionSyntaxError, NonDifferentiableError, UnknownSymbolError, UnsupportedFunctionError
 from .functions import ELEMENTWISE_PRIMITIVES
 
@@ -48,7 +48,7 @@ class _Builder(ast.NodeVisitor):
     def fail(self, node, cls, msg):
         col = getattr(node, "col_offset", None)
         where = f" at column {col + 1}" if col is not None else ""
-        raise cls(f"{msg}{where} in {self.text!r}")
+        raise cls(f"{msg}{where} in {limits.shorten(self.text)}")
 
     def generic_visit(self, node):
         self.fail(node, ExpressionSyntaxError,
@@ -86,6 +86,8 @@ class _Builder(ast.NodeVisitor):
     }
 
     def visit_BinOp(self, node):
+        if limits.chain_of(node.op) is not None:
+            return self._chain(node)
         op = self._BINOPS.get(type(node.op))
         if op is None:
             self.fail(node, ExpressionSyntaxError,
@@ -97,6 +99,27 @@ class _Builder(ast.NodeVisitor):
             self.fail(node, ExpressionSyntaxError, f"the constant {left}**{right} is too large for a float "
                       "(accepted: constants of magnitude below 1.8e308)")
         return op(left, right)
+
+    def _chain(self, node):
+        """a + b - c + ... (or a * b / c ...) as one sympy Add (Mul): a loop, not one Python
+        frame per operand, and one flattening instead of one per operator."""
+        kind = limits.chain_of(node.op)
+        links = []
+        while isinstance(node, ast.BinOp) and limits.chain_of(node.op) == kind:
+            links.append(node)
+            node = node.left
+        first = self.visit(node)
+        self._need_numbers(node, first)
+        operands = [first]
+        for link in reversed(links):
+            v = self.visit(link.right)
+            self._need_numbers(link, v)
+            if isinstance(link.op, ast.Sub):
+                v = -v
+            elif isinstance(link.op, ast.Div):
+                v = sympy.Pow(v, -1)
+            operands.append(v)
+        return sympy.Add(*operands) if kind == "add" else sympy.Mul(*operands)
 
     def _need_numbers(self, node, *operands):
         # sympy refuses arithmetic on a comparison with a raw TypeError; say what to write
@@ -162,11 +185,27 @@ class _Builder(ast.NodeVisitor):
             val = kw.value
             if isinstance(val, ast.Constant) and val.value is None:
                 kwargs[kw.arg] = None
+            elif kw.arg == "axis":
+                elts = val.elts if isinstance(val, ast.Tuple) else [val]
+                axes = tuple(self._axis(name, e) for e in elts)
+                kwargs[kw.arg] = axes if isinstance(val, ast.Tuple) else axes[0]
             elif isinstance(val, ast.Tuple):
-                kwargs[kw.arg] = tuple(int(self.visit(e)) for e in val.elts)
+                self.fail(val, ExpressionSyntaxError, f"{kw.arg}= of {name}() takes a number, not a tuple")
             else:
-                v = self.visit(val)
-                kwargs[kw.arg] = int(v) if kw.arg == "axis" and getattr(v, "is_Integer", False) else v
+                kwargs[kw.arg] = self.visit(val)
+        if name == "Piecewise" and args and not (isinstance(args[-1], tuple) and len(args[-1]) == 2
+                                                  and args[-1][1] == sympy.true):
+            self.fail(node, ExpressionSyntaxError,
+                      "Piecewise needs an otherwise-branch as its last piece, (value, True); without one it is "
+                      "undefined (NaN) where no condition holds (accepted: Piecewise((a, x > 0), (b, True)) or "
+                      "where(x > 0, a, b))")
+        if name in ("Max", "Min", "max", "min") and len(args) > limits.MAX_MINMAX_ARGS:
+            self.fail(node, ExpressionSyntaxError,
+                      f"{name}() has {len(args)} arguments (limit: {limits.MAX_MINMAX_ARGS} arguments per Max/Min, "
+                      "whose compile time grows with the square of their number)")
+        if name == "Piecewise" and len(args) > limits.MAX_PIECES:
+            self.fail(node, ExpressionSyntaxError,
+                      f"Piecewise has {len(args)} pieces (limit: {limits.MAX_PIECES} pieces)")
         if name in _DUAL:
             elementwise, reduction = _DUAL[name]
             fn = elementwise if len(args) >= 2 else reduction
@@ -184,6 +223,15 @@ class _Builder(ast.NodeVisitor):
         self.fail(node, ExpressionSyntaxError, f"bad arguments to {name}(): {problem}")
 
 
+    def _axis(self, name, node):
+        v = self.visit(node)
+        if not (isinstance(v, sympy.Integer)):
+            shown = ast.get_source_segment(self.text, node) or v
+            self.fail(node, ExpressionSyntaxError, f"axis={shown} of {name}() is not an integer (accepted: an "
+                      "integer such as -1, a tuple of integers such as (1, 2), or None for every axis)")
+        return int(v)
+
+
 def _huge_power(base, exponent):
     if not (isinstance(base, sympy.Number) and isinstance(exponent, sympy.Number)) or base in (0, 1, -1):
         return False
@@ -199,9 +247,14 @@ def parse_expression(text, symbols):
         raise ExpressionSyntaxError(f"an expression must be a string, not {type(text).__name__}")
     if not text.strip():
         raise ExpressionSyntaxError("the expression is empty; write e.g. '(y_pred - y_true)**2'")
+    limits.check_text(text)
     try:
         tree = ast.parse(text.strip(), mode="eval")
     except SyntaxError as exc:
         col = f" at column {exc.offset}" if exc.offset else ""
-        raise ExpressionSyntaxError(f"syntax error{col} in {text!r}: {exc.msg}") from None
+        raise ExpressionSyntaxError(f"syntax error{col} in {limits.shorten(text)}: {exc.msg}") from None
+    except (RecursionError, MemoryError):   # Python's own parser gives up on deep nesting
+        raise ExpressionSyntaxError(f"the expression is nested too deeply for Python's parser (limit: "
+                                    f"{limits.MAX_DEPTH} levels) in {limits.shorten(text)}") from None
+    limits.check_syntax_tree(tree, text)
     return _Builder(text, symbols).visit(tree)

@@ -3,10 +3,13 @@ node, except that each method appends ONNX nodes to a builder and returns the na
 the value it computed. Identical subtrees are printed once (memoised), and ``sympy.cse``
 definitions are printed lazily the first time they are used.
 """
+import math
+
+import numpy as np
 import sympy
 from sympy.printing.printer import Printer
 
-from .errors import UnsupportedFunctionError
+from .errors import ExpressionError, UnsupportedFunctionError
 from .functions import softplus
 from .lowering import DOUBLE_LOWERINGS
 
@@ -51,7 +54,9 @@ class OnnxPrinter(Printer):
             except TypeError:   # a complex constant such as log(-1) = I*pi
                 raise UnsupportedFunctionError(f"the constant {expr} = {sympy.N(expr, 6)} is not a real number; "
                                                "accepted: expressions that are real for real inputs") from None
-            out = self.b.const(value)  # fold log(2), sqrt(pi)... at compile time
+            except OverflowError:
+                value = math.inf
+            out = self.constant(value, expr)  # fold log(2), sqrt(pi)... at compile time
         else:
             out = super()._print(expr, **kwargs)
         self.memo[key] = out
@@ -74,8 +79,25 @@ class OnnxPrinter(Printer):
             return self._print(self.cse_defs[expr])
         raise UnsupportedFunctionError(f"symbol {expr} has no value in this graph")
 
+    def constant(self, value, expr):
+        """A constant of the graph's dtype; one that overflows it (1e300 in float32, exp(1000),
+        a parameter of 1e300) is refused here rather than computed as inf at run time."""
+        dtype = np.dtype(self.b.np_dtype)
+        if math.isfinite(value) and abs(value) <= float(np.finfo(dtype).max):
+            return self.b.const(value)
+        shown = f"{sympy.N(expr, 6)}" if isinstance(expr, sympy.Number) else f"{expr} = {sympy.N(expr, 6)}"
+        raise ExpressionError(
+            f"the constant {shown} does not fit in a {dtype.name} graph (largest finite "
+            f"{dtype.name}: {np.finfo(dtype).max:.4g}); it comes from a number or a parameter value in the "
+            "expression. Accepted: constants within that range"
+            + (", or compile with dtype='float64'" if dtype != np.float64 else ""))
+
     def _print_Number(self, expr):
-        return self.b.const(float(expr))
+        try:
+            value = float(expr)
+        except OverflowError:   # an Integer beyond float's range
+            value = math.inf
+        return self.constant(value, expr)
 
     _print_Integer = _print_Rational = _print_Float = _print_Number
     _print_NumberSymbol = _print_Number

@@ -86,6 +86,7 @@ class Program:
     """The compiled training program: ``graphs`` ({kind: onnx.ModelProto}), ``manifest``
     (dict, without offsets and checksums until saved) and ``state`` (initial arrays)."""
 
+    @ir.scoped
     def __init__(self, model, loss, optimizer, metrics=None, opset=DEFAULT_OPSET, dtype="float32", seed=None,
                  sample_weight=False):
         self.opset = check_opset(opset)
@@ -179,6 +180,7 @@ class Program:
         }
 
     # ------------------------------------------------------------ emission
+    @ir.scoped
     def _emit(self, kind, opset=None, baked=None):
         inputs, outputs = self._specs[kind]
         b = OnnxBuilder(opset or self.opset, self.dtype)
