@@ -54,6 +54,11 @@ class Loss:
         self.params = {}
         for key, value in (params or {}).items():
             sym = _symbol(key)
+            if sym.name in ("y_true", "y_pred") + self.inputs:
+                raise ParameterError(
+                    f"loss {self.name!r}: {sym.name!r} is an input of the loss (data fed at run time), not a "
+                    "parameter, and cannot be given a value; parameters name the other free symbols of the "
+                    "expression (e.g. params={'delta': 1.0})")
             self.params[sym] = check_number(self.name, sym.name, value, constraints.get(sym.name, "number"))
         self.symbols = {"y_true": Y_TRUE, "y_pred": Y_PRED}
         self.symbols.update({n: _symbol(n) for n in self.inputs})

@@ -64,9 +64,13 @@ def _write_onnx(model, path):
 
 
 def _need_file(path, what):
-    if not os.path.isfile(path):
-        hint = " (it is a folder)" if os.path.isdir(path) else ""
-        raise CLIError(f"{what} {path!r} does not exist{hint}")
+    if os.path.isfile(path):
+        return
+    if os.path.isdir(path):
+        raise CLIError(f"{what} {path!r} is a folder; expected a file")
+    if os.path.exists(path):
+        raise CLIError(f"{what} {path!r} is not a regular file (it is a device, a pipe or a socket); expected a file")
+    raise CLIError(f"{what} {path!r} does not exist")
 
 
 def _signature(model):
@@ -142,6 +146,9 @@ def _load_model_file(path):
         return runpy.run_path(path, run_name="__symgrad_model__")
     except SymgradError:
         raise
+    except SystemExit as exc:   # sys.exit() in the model file must not end symgrad with status 0
+        raise CLIError(f"{path} called sys.exit({exc.code!r}) while being loaded; a model file must define "
+                       "model, loss and optimizer and not exit") from None
     except Exception as exc:
         frames = [f for f in traceback.extract_tb(exc.__traceback__)
                   if os.path.abspath(f.filename) == os.path.abspath(path)]
@@ -174,17 +181,9 @@ def _numel(shape):
 
 
 def _load_npz(path):
-    import numpy as np
+    from symgrad.runtime.npz import read_npz
     _need_file(path, "data file")
-    how = "write one with numpy.savez(path, x=..., y=..., x_val=..., y_val=...)"
-    with open(path, "rb") as f:
-        if f.read(4) != b"PK\x03\x04":            # an .npz is a zip archive
-            raise DataError(f"{path} is not an .npz file (not a zip archive); {how}")
-    try:
-        with np.load(path, allow_pickle=False) as f:
-            data = {k: f[k] for k in f.files}
-    except (ValueError, OSError) as exc:
-        raise DataError(f"{path} is not a readable .npz file ({exc}); {how}") from None
+    data = read_npz(path)
     for key in ("x", "y"):
         if key not in data:
             raise DataError(f"{path} has no array {key!r} (it has {', '.join(sorted(data)) or 'none'}); "

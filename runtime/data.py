@@ -94,7 +94,22 @@ def check_array(value, spec, classes=None, what=None):
     if spec.role == "sample_weight" and (arr < 0).any():
         bad = _first_bad(arr < 0)
         raise DataError(f"sample_weight holds {arr[bad]} at index {bad}; sample weights must be >= 0")
-    return np.ascontiguousarray(arr, dtype=spec.dtype)
+    return _cast(arr, spec, what)
+
+
+def _cast(arr, spec, what):
+    """The array in the graph's dtype. Finite float64 values beyond float32's range (1e300)
+    would become inf in the cast, and NaN in the weights a step later: check after it."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        out = np.ascontiguousarray(arr, dtype=spec.dtype)
+    if out.dtype.kind == "f" and out.dtype != arr.dtype and not _all_finite(out):
+        finite = np.isfinite(out)
+        if not finite.all():
+            bad = _first_bad(~finite)
+            raise DataError(f"{what} holds {arr[bad]} at index {bad}, beyond the range of {spec.dtype} "
+                            f"(largest finite: {np.finfo(spec.dtype).max:.4g}), which the model computes in; "
+                            "scale the data into that range")
+    return out
 
 
 def check_lengths(arrays):

@@ -54,14 +54,31 @@ class Inputs:
             raise ParameterError(f"class_weight must be a dict {{class index: weight}}, got {type(class_weight).__name__}")
         if not self.weighted:
             raise DataError("class_weight needs a sample_weight input; compile the program with sample_weight=True")
-        labels = y if y.ndim == 1 else y.argmax(-1)
-        table = np.ones(int(max(labels.max(), max(class_weight, default=0))) + 1)
+        labels = (y if y.ndim == 1 else y.argmax(-1)).astype(np.int64)
+        # the table is sized by the classes (or the labels present), never by a key's value
+        n_classes = self.classes or (y.shape[-1] if y.ndim > 1 else int(labels.max()) + 1)
+        table = np.ones(n_classes)
+        dtype = self.specs["sample_weight"].dtype
+        largest = float(np.finfo(dtype).max)
         for k, v in class_weight.items():
-            if isinstance(v, bool) or not isinstance(v, numbers.Real) or not v >= 0:
-                raise ParameterError(f"class_weight[{k!r}] must be a number >= 0, got {v!r}")
-            table[int(k)] = v
-        cw = table[labels.astype(np.int64)].astype(self.specs["sample_weight"].dtype)
-        return cw if w is None else w * cw
+            if isinstance(k, (bool, np.bool_)) or not isinstance(k, numbers.Integral) or k < 0 or (
+                    self.classes or y.ndim > 1) and k >= n_classes:
+                accepted = f"integers 0 to {n_classes - 1}" if (self.classes or y.ndim > 1) else "integers >= 0"
+                raise ParameterError(f"class_weight has the key {k!r}, which is not a class index; accepted: "
+                                     f"{accepted} (the class labels)")
+            if isinstance(v, bool) or not isinstance(v, numbers.Real) or not 0 <= v <= largest:
+                raise ParameterError(f"class_weight[{k!r}] must be a number from 0 to {largest:.4g}, got {v!r}")
+            if k < n_classes:          # a class that no label names weights nothing
+                table[int(k)] = v
+        cw = table[labels].astype(dtype)
+        if w is None:
+            return cw
+        with np.errstate(over="ignore"):
+            out = w * cw
+        if not np.isfinite(out).all():
+            raise DataError(f"sample_weight times class_weight exceeds the range of {dtype} "
+                            f"(largest finite: {largest:.4g}); scale the weights down")
+        return out
 
     # ------------------------------------------------------------ sources
     def _checker(self, need_y):
