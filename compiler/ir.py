@@ -18,7 +18,7 @@ import weakref
 import numpy as np
 import sympy
 
-from .errors import ShapeError, SymgradError
+from .errors import ExpressionError, ShapeError, SymgradError
 
 _ids = itertools.count()
 PRIMITIVES = {}
@@ -76,11 +76,20 @@ def graph_scope():
 
 
 def scoped(fn):
-    """Decorator: run ``fn`` inside a graph_scope (for the compiler's entry points)."""
+    """Decorator: run ``fn`` inside a graph_scope (for the compiler's entry points).
+
+    Loss expressions are depth-checked before compiling (compiler/limits.py); an expression
+    that arrives by another road (a custom layer's call) and is nested so deeply that
+    sympy's recursion gives up is reported as such rather than as a raw RecursionError."""
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         with graph_scope():
-            return fn(*args, **kwargs)
+            try:
+                return fn(*args, **kwargs)
+            except RecursionError:
+                from .limits import MAX_DEPTH
+                raise ExpressionError(f"an expression is nested too deeply to compile; keep expressions within "
+                                      f"{MAX_DEPTH} levels of nesting (the limit for loss expressions)") from None
     return wrapper
 
 

@@ -178,7 +178,7 @@ def big_expressions(draw):
     if kind == "minmax":
         n = draw(st.integers(2, limits.MAX_MINMAX_ARGS + 16))
         f = draw(st.sampled_from(["Max", "Min", "max", "min"]))
-        return f + "(" + ", ".join(f"{k + 1}*y_pred - {_term(draw, k)}" for k in range(n)) + ")"
+        return f + "(" + ", ".join(f"{k + 1}*y_pred + {k}*{_term(draw, k)}" for k in range(n)) + ")"
     if kind == "piecewise":
         n = draw(st.integers(1, limits.MAX_PIECES + 10))
         pieces = ", ".join(f"({_term(draw, k)}, y_true > {k - n / 2})" for k in range(n))
