@@ -15,7 +15,7 @@ from .errors import ExpressionError, ExpressionSyntaxError
 
 MAX_CHARS = 20_000          # characters of expression text
 MAX_NODES = 2_000           # nodes of the syntax tree or of the sympy expression tree
-MAX_DEPTH = 60              # nesting levels (a chain a + b + c ... is one level)
+MAX_DEPTH = 24              # nesting levels (a chain a + b + c ... is one level)
 MAX_MINMAX_ARGS = 16        # arguments of one Max/Min (sympy compares them pairwise)
 MAX_PIECES = 32             # (value, condition) pairs of one Piecewise
 

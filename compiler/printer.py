@@ -210,6 +210,17 @@ class OnnxPrinter(Printer):
             return self.node("Cast", [step], to=self.b.float_type)
         return self._print(sympy.Piecewise((1, x > 0), (0, x < 0), (h0, True)))
 
+    def _print_arg(self, expr):
+        # sympy leaves arg(u) of a real u of unknown sign (from |u| and log|u| rewrites): 0 or pi
+        return self._print(sympy.Piecewise((sympy.pi, expr.args[0] < 0), (0, True)))
+
+    def _print_atan2(self, expr):
+        # atan2(y, x) of reals, as sympy's derivatives of arg() produce it; ONNX has no Atan2
+        y, x = expr.args
+        base = sympy.atan(y / x)
+        return self._print(sympy.Piecewise((base, x > 0), (base + sympy.pi, (x < 0) & (y >= 0)),
+                                           (base - sympy.pi, x < 0), (sympy.pi / 2 * sympy.sign(y), True)))
+
     def _print_DiracDelta(self, expr):
         return self.b.const(0.0)
 
