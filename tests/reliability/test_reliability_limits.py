@@ -201,3 +201,22 @@ def test_every_big_expression_compiles_or_is_refused_naming_a_limit(text):
         return
     out = run_loss(result, Y_T, Y_P)
     assert out["grad_y_pred"].shape == Y_P.shape
+
+
+def test_sympy_arg_and_atan2_of_reals_are_emitted():
+    # sympy's derivatives of Abs/log of deep expressions can leave arg(u) and atan2(v, u)
+    # of real values; they print as Where chains (NumPy's angle/arctan2 as the oracle)
+    from symgrad.compiler import ir
+    from symgrad.compiler.emit import OnnxBuilder, check, emit_values, make_model
+    y, x = ir.input_value("y", ("N",)), ir.input_value("x", ("N",))
+    outs = [ir.elementwise(sympy.arg(y.sym)), ir.elementwise(sympy.atan2(y.sym, x.sym))]
+    b = OnnxBuilder(17, "float64")
+    names = {y.id: b.reserve("y"), x.id: b.reserve("x")}
+    for src, name in zip(emit_values(b, outs, names), ("angle", "atan2")):
+        b.alias(src, name)
+    model = check(make_model(b, [("y", ("N",)), ("x", ("N",))], [("angle", ("N",)), ("atan2", ("N",))], "t"))
+    yv = np.array([1.0, -1, 0, 2, -2, 0, 1, -0.5])
+    xv = np.array([1.0, 1, -1, -3, -3, 0, 0, 0])
+    out = run(model, y=yv, x=xv)
+    np.testing.assert_allclose(out["angle"], np.angle(yv))
+    np.testing.assert_allclose(out["atan2"], np.arctan2(yv, xv))
