@@ -23,7 +23,8 @@ def test_no_value_outlives_its_compile():
         loss.to_onnx()
         loss.gradient_expression()
         losses.get("huber").to_onnx(sample_weight=True)
-    assert _live_values() == before
+    # <=, not ==: Values other tests left to sympy's LRU caches may be freed meanwhile
+    assert _live_values() <= before
 
 
 def test_a_symbol_still_finds_its_value_while_the_graph_lives():
