@@ -12,8 +12,8 @@ from ..errors import ParameterError, unknown_name
 from . import activations, initializers  # noqa: F401
 from .base import Layer, Weight, RandomInput, TraceContext  # noqa: F401
 from .data_format import set_image_data_format, image_data_format  # noqa: F401
-from .core import (Dense, Activation, ReLU, LeakyReLU, Softmax, Dropout, Flatten, Reshape, Embedding, ELU, PReLU,
-                   Lambda)
+from .core import Dense, Activation, ReLU, LeakyReLU, Softmax, Dropout, Flatten, Reshape, Embedding, Lambda
+from .activation_layers import ELU, PReLU
 from .normalization import BatchNormalization, LayerNormalization, GroupNormalization
 from .preprocessing import Normalization
 from .convolutional import Conv1D, Conv2D
