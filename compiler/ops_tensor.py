@@ -14,7 +14,7 @@ import sympy
 from sympy import Integer
 
 from .errors import ParameterError
-from .ops_nn import _Structural, _int_tuple, reshape
+from .ops_nn import _Structural, reshape
 from .primitives.axis_maps import PAD_MODES
 from .primitives.rearrange import BLOCK_MODES
 from .primitives.resize import COORDINATES, MODES as RESIZE_MODES, NEAREST_MODES
