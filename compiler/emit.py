@@ -84,6 +84,10 @@ class OnnxBuilder:
     def const(self, value, hint="const"):
         return self._initializer(np.asarray(value, dtype=self.np_dtype), hint)
 
+    def const_f32(self, values, hint="const"):
+        """float32 whatever the graph's dtype (Resize scales)."""
+        return self._initializer(np.asarray(values, dtype=np.float32), hint)
+
     def const_i64(self, values, hint="axes"):
         return self._initializer(np.asarray(values, dtype=np.int64), hint)
 

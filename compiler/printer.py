@@ -28,6 +28,13 @@ _COMPARE = {"StrictGreaterThan": "Greater", "StrictLessThan": "Less",
             "GreaterThan": "GreaterOrEqual", "LessThan": "LessOrEqual", "Equality": "Equal"}
 
 
+def _is_structural_output(expr):
+    """True for a bare symbol of a value made by a structural primitive (matmul, conv, ...)."""
+    from .ir import value_of
+    value = value_of(expr) if isinstance(expr, sympy.Symbol) else None
+    return value is not None and value.op not in ("elementwise", "input", "param", "const")
+
+
 class OnnxPrinter(Printer):
     printmethod = "_onnx"
 
@@ -124,11 +131,19 @@ class OnnxPrinter(Printer):
 
     def _print_Mul(self, expr):
         c, factors = expr.as_coeff_mul()
-        for f in factors:  # g * H(u) with H(0) in {0, 1}: one Where selects g instead of a multiply
+        for f in factors:  # g * H(u) with H(0) in {0, 1}: one comparison selects g
             if isinstance(f, sympy.Heaviside) and len(f.args) > 1 and f.args[1] in (0, 1):
                 rest = expr / f
                 op = "Greater" if f.args[1] == 0 else "GreaterOrEqual"
                 cond = self.node(op, [self._print(f.args[0]), self.b.const(0.0)])
+                if _is_structural_output(rest):
+                    # onnxruntime's CPU Where is about 10x slower than Cast + Mul (1.1 ms
+                    # against 0.12 ms for 64x32x11x11 floats, one thread); g arriving from a
+                    # matmul or conv is finite wherever the forward pass is, so the multiply
+                    # cannot turn an unselected inf into NaN.
+                    return self.node("Mul", [self._print(rest), self.node("Cast", [cond], to=self.b.float_type)])
+                # elsewhere g may be infinite where H(u) = 0 (the derivative of sqrt(relu(x))
+                # at x < 0): Where keeps the 0 that the mathematics gives
                 return self.node("Where", [cond, self._print(rest), self.b.const(0.0)])
         num, den = [], []
         for f in factors:

@@ -149,6 +149,8 @@ class MaxPoolGrad(Primitive):
         raise SymgradError("second derivatives through max pooling are not supported")
 
     def emit(self, b, node, ins):
+        if USE_TILED_MAX_POOL_GRAD and _tiles(node):
+            return _emit_max_pool_grad_tiled(b, node, ins)
         x = node.inputs[0]
         a, h, r = node.attrs, node.name, x.rank - 2
         kernel = a["kernel"]
@@ -169,6 +171,51 @@ class MaxPoolGrad(Primitive):
 
     def to_sympy(self, node, args):
         return sympy.Function("max_pool_grad")(*args)
+
+
+# Max pooling's backward when the windows tile the input (strides == window, no padding:
+# the 2x2/2 pooling of nearly every CNN). Every input cell then lies in exactly one window,
+# so the window maximum upsampled by nearest-neighbour Resize lines up with the input: the
+# maxima are one Equal, the ties per window one AveragePool, and g is spread with a second
+# Resize. Measured for 2x2 windows (onnxruntime 1.31, one thread, medians of interleaved
+# runs, x after a ReLU so that tied zeros are common): (64,32,11,11) 1.21 ms with
+# SpaceToDepth/DepthToSpace, 0.93 ms here; (64,16,26,26) 3.20 against 2.55 ms.
+USE_TILED_MAX_POOL_GRAD = True
+
+
+def _tiles(node):
+    """Windows that tile the input: stride = window, no padding or dilation, and (with
+    ceil_mode) no window hanging over the end."""
+    a, (x, g) = node.attrs, node.inputs
+    r = x.rank - 2
+    return (tuple(a["strides"]) == tuple(a["kernel"]) and not any(a["pads"]) and not any(a["conv_pads"])
+            and all(d == 1 for d in a["dilations"])
+            and all(g.shape[2 + i] * a["kernel"][i] <= x.shape[2 + i] for i in range(r)))
+
+
+def _emit_max_pool_grad_tiled(b, node, ins):
+    x, g = node.inputs
+    a, h, r = node.attrs, node.name, x.rank - 2
+    kernel, spatial, out = a["kernel"], tuple(x.shape[2:]), tuple(g.shape[2:])
+    covered = [o * k for o, k in zip(out, kernel)]
+    xin = ins[0]
+    if tuple(covered) != spatial:  # floor mode: the last rows and columns belong to no window
+        xin = b.node("Slice", [xin, b.const_i64([0] * r), b.const_i64(covered), b.const_i64(list(range(2, r + 2)))],
+                     hint=h + "/covered")
+    window = {"kernel_shape": list(kernel), "strides": list(kernel)}
+    scales = b.const_f32([1.0, 1.0] + [float(k) for k in kernel], hint=h + "/scales")
+    top = b.node("MaxPool", [xin], hint=h + "/max", **window)
+    top_up = b.node("Resize", [top, "", scales], hint=h + "/max_up", mode="nearest")
+    hit = b.node("Cast", [b.node("Equal", [xin, top_up], hint=h + "/is_max")], hint=h + "/hit", to=b.float_type)
+    share = b.node("AveragePool", [hit], hint=h + "/tie_share", **window)      # ties / taps
+    per_max = b.node("Div", [ins[1], share], hint=h + "/per_max")              # g * taps / ties
+    spread = b.node("Resize", [per_max, "", scales], hint=h + "/spread", mode="nearest")
+    taps = b.const(1.0 / float(np.prod(kernel)), hint=h + "/inv_taps")
+    back = b.node("Mul", [b.node("Mul", [hit, spread], hint=h + "/routed"), taps], hint=h + "/grid")
+    if tuple(covered) != spatial:
+        pads = [0, 0] + [0] * r + [0, 0] + [s - cv for s, cv in zip(spatial, covered)]
+        back = b.node("Pad", [back, b.const_i64(pads)], hint=h + "/uncovered")
+    return b.node("Identity", [back], hint=h)
 
 
 def _counts(node, spatial):

@@ -108,6 +108,14 @@ def test_softmax_family(op, axis):
 
 # ---------------------------------------------------------------- convolution
 
+@pytest.fixture(params=["im2col", "correlation"])
+def weight_grad_lowering(request, monkeypatch):
+    """Both lowerings of conv_grad_weight, whichever the size rule would pick."""
+    from symgrad.compiler.primitives import conv
+    monkeypatch.setattr(conv, "IM2COL_MAX_PATCH_ELEMENTS", 1 << 40 if request.param == "im2col" else 0)
+    return request.param
+
+
 @pytest.mark.parametrize("attrs, xs, ws, bias", [
     (dict(), (2, 2, 4, 4), (3, 2, 2, 2), True),
     (dict(strides=(2,), padding="same"), (1, 2, 5, 4), (2, 2, 3, 3), False),
@@ -115,7 +123,7 @@ def test_softmax_family(op, axis):
     (dict(group=2, strides=(1, 2)), (1, 4, 3, 5), (4, 2, 2, 2), False),
     (dict(strides=(2,), dilations=(2,)), (2, 2, 9), (3, 2, 3), True),
 ])
-def test_conv(attrs, xs, ws, bias):
+def test_conv(attrs, xs, ws, bias, weight_grad_lowering):
     r = len(xs) - 2
     a = dict(strides=(1,), padding="valid", pads=(), dilations=(1,), group=1, spatial_rank=0)
     a.update(attrs)
@@ -131,7 +139,7 @@ def test_conv(attrs, xs, ws, bias):
     check_vjp(apply("conv", **a), inputs, ref, shapes=shapes, opsets=(17, 13))
 
 
-def test_conv_adjoints_are_closed_under_differentiation():
+def test_conv_adjoints_are_closed_under_differentiation(weight_grad_lowering):
     """conv_transpose and conv_grad_weight, differentiated once more."""
     geo = dict(strides=(2, 1), pads=(1, 0, 0, 1), dilations=(1, 2), group=2)
     x, w = rng.standard_normal((1, 4, 5, 5)), rng.standard_normal((4, 2, 2, 2))
@@ -166,9 +174,15 @@ def test_conv_adjoints_are_closed_under_differentiation():
     ((3, 3), (2, 2), "same", (1, 2, 5, 4)),
     ((2, 3), (1, 1), "valid", (1, 1, 3, 4)),
     ((3,), (2,), "same", (2, 2, 6)),
+    ((2, 2), (2, 2), "valid", (1, 2, 5, 7)),     # tiles, with rows and columns left over
+    ((2,), (2,), "valid", (2, 1, 6)),
 ])
-@pytest.mark.parametrize("op", ["max_pool", "avg_pool"])
-def test_pooling(op, kernel, strides, padding, shape):
+@pytest.mark.parametrize("op", ["max_pool", "max_pool_general", "avg_pool"])
+def test_pooling(op, kernel, strides, padding, shape, monkeypatch):
+    if op == "max_pool_general":  # the one-hot-window lowering, also where the windows tile
+        from symgrad.compiler.primitives import pooling
+        monkeypatch.setattr(pooling, "USE_TILED_MAX_POOL_GRAD", False)
+        op = "max_pool"
     pads = same_pads(shape[2:], kernel, strides) if padding == "same" else None
 
     def ref(x):
