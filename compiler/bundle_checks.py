@@ -22,7 +22,8 @@ import os
 from .errors import BundleError
 from .untrusted import check_model, parse
 
-GRAPH_KINDS = ("train_step", "gradients", "update", "eval", "inference")
+GRAPH_KINDS = ("train_step", "gradients", "update", "eval", "inference", "train_loop")  # train_loop: optional
+MAX_STEPS_PER_EXECUTION = 1 << 16
 TENSOR_SECTIONS = ("params", "state", "slots")
 # dtypes a bundle may declare (what the runtime can feed onnxruntime), with their ONNX codes
 DTYPES = {"float32": 1, "uint8": 2, "int8": 3, "int32": 6, "int64": 7, "bool": 9, "float16": 10, "float64": 11}
@@ -198,6 +199,10 @@ def check_manifest(manifest, where):
         c.require(isinstance(feeds, dict) and all(isinstance(k, str) and isinstance(v, str)
                                                   for k, v in feeds.items()),
                   f"graph {kind!r} has feeds {feeds!r}", "a map from output names to tensor names")
+        if kind == "train_loop":
+            steps = g.get("steps")
+            c.require(_is_int(steps) and 2 <= steps <= MAX_STEPS_PER_EXECUTION, f"graph 'train_loop' has steps {steps!r}",
+                      f"an integer from 2 to {MAX_STEPS_PER_EXECUTION} (steps_per_execution)")
     checksums = manifest.get("checksums")
     c.require(isinstance(checksums, dict) and all(isinstance(v, str) for v in checksums.values()),
               "the manifest carries no checksums of its files", "a map from file name to 'sha256:...'")
@@ -269,7 +274,7 @@ def _contract(kind, manifest):
     x, y = manifest["data"]["x"]["name"], (manifest["data"].get("y") or {}).get("name")
     trainable = [e["name"] for e in manifest.get("params", []) if e.get("trainable", True)]
     data_in = {x} | ({y} if y else set())
-    if kind == "train_step":
+    if kind in ("train_step", "train_loop"):
         return data_in, {"loss"} | {"next/" + p for p in trainable}, {"grad", "prediction"}
     if kind == "gradients":
         return data_in, {"loss"} | {"grad/" + p for p in trainable}, {"prediction"}
@@ -297,6 +302,11 @@ def check_graph(kind, data, manifest, where):
         c.require(set(names) == set(listed), f"has {what} {sorted(names)}, the manifest lists {sorted(listed)}",
                   "the graph the manifest describes")
     in_roles, out_roles = _graph_roles(manifest)
+    if kind == "train_loop":    # K stacked batches in, one loss (and metric) per step out
+        k = spec["steps"]
+        in_roles = {n: (r, d, [k] + s if r in ("data", "random") and s is not None else s)
+                    for n, (r, d, s) in in_roles.items()}
+        out_roles = {n: (r, d, [k] if r in ("loss", "metric") else s) for n, (r, d, s) in out_roles.items()}
     for what, values, roles in (("input", ins, in_roles), ("output", outs, out_roles)):
         for vi in values:
             role = roles.get(vi.name)

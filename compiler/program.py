@@ -23,6 +23,7 @@ from .bundle import Bundle, FORMAT, FORMAT_VERSION
 from .emit import DEFAULT_OPSET, OnnxBuilder, check, check_dtype, check_opset, emit_values, make_model
 from .errors import ParameterError, ShapeError
 from .loss import Loss
+from .steps_loop import check_steps, steps_loop
 from .tidy import name_outputs, tidy
 
 _ELEM = {"float": None, "int64": TensorProto.INT64}
@@ -30,14 +31,17 @@ _KINDS = ("train_step", "gradients", "update", "eval", "inference")
 
 
 def compile_model(model, loss, optimizer, metrics=None, opset=DEFAULT_OPSET, dtype="float32", seed=None,
-                  sample_weight=False):
+                  sample_weight=False, steps_per_execution=1):
     """Compile ``model`` with ``loss`` (a Loss or a catalogue name) and ``optimizer`` (an
     Optimizer or a name) into a Program. ``metrics``: names or Metric objects, logged under
     the given names. ``sample_weight=True`` adds a per-sample weight input (N,) to the
     train_step, gradients and eval graphs. ``seed`` redraws the model's initial weights
-    (``model.initialize(seed)``) so that the bundle's initial state is reproducible."""
+    (``model.initialize(seed)``) so that the bundle's initial state is reproducible.
+    ``steps_per_execution=K`` (Keras's name) adds a ``train_loop`` graph that runs K
+    training steps in one onnxruntime call (compiler/steps_loop.py); Trainer.fit uses it
+    for every K full batches, and batch-level callbacks then run once per K steps."""
     return Program(model, loss, optimizer, metrics, opset=opset, dtype=dtype, seed=seed,
-                   sample_weight=sample_weight)
+                   sample_weight=sample_weight, steps_per_execution=steps_per_execution)
 
 
 def _resolve_loss(loss):
@@ -88,13 +92,14 @@ class Program:
 
     @ir.scoped
     def __init__(self, model, loss, optimizer, metrics=None, opset=DEFAULT_OPSET, dtype="float32", seed=None,
-                 sample_weight=False):
+                 sample_weight=False, steps_per_execution=1):
         self.opset = check_opset(opset)
         self.dtype = check_dtype(dtype)
         self.model = model
         self.loss = _resolve_loss(loss)
         self.optimizer = optimizers.get(optimizer)
         self.sample_weight = bool(sample_weight)
+        self.steps_per_execution = check_steps(steps_per_execution)
         self.input_shape = _input_shape(model)
         if seed is not None:
             if not hasattr(model, "initialize"):
@@ -103,6 +108,14 @@ class Program:
         self._build_ir(metrics)
         self.graphs = {kind: self._emit(kind) for kind in _KINDS}
         self.manifest = self._manifest()
+        if self.steps_per_execution > 1:
+            feeds = self.manifest["graphs"]["train_step"]["feeds"]
+            loop = self.graphs["train_loop"] = check(steps_loop(self.graphs["train_step"], self.steps_per_execution,
+                                                                feeds))
+            self.manifest["graphs"]["train_loop"] = {
+                "file": "train_loop.onnx", "inputs": [i.name for i in loop.graph.input],
+                "outputs": [o.name for o in loop.graph.output], "feeds": dict(feeds),
+                "steps": self.steps_per_execution}
 
     # ------------------------------------------------------------ IR
     def _data(self, pred_shape):

@@ -136,26 +136,50 @@ class ArrayBatches:
 
     def batches(self, order, get_plan, skip=0):
         """Yield one filled Plan per batch, from batch ``skip`` on."""
-        bs, n = self.batch_size, self.n
-        cache = {}
-        copyto = np.copyto
-        for b in range(skip, self.steps):
-            lo = b * bs
-            hi = min(lo + bs, n)
-            size = hi - lo
-            entry = cache.get(size)
+        for plan, _ in self.executions(order, get_plan, skip=skip):
+            yield plan
+
+    def executions(self, order, get_plan, get_loop=None, steps=1, skip=0):
+        """Yield ``(plan, k)`` from batch ``skip`` on: ``k`` consecutive full batches
+        stacked into one train_loop plan (``get_loop(n)``, ``steps`` = k), or one batch
+        in a one-step plan (the batches left over and the short last one)."""
+        bs = self.batch_size
+        full = self.n // bs
+        singles, loops = {}, {}
+        b = skip
+        while b < self.steps:
+            if steps > 1 and get_loop is not None and b + steps <= full:
+                entry = loops.get(bs)
+                if entry is None:
+                    plan = get_loop(bs)
+                    entry = loops[bs] = (plan, [(src, plan.host[name]) for name, src in self.arrays.items()])
+                plan, fills = entry
+                for j in range(steps):
+                    self._fill(fills, b + j, order, j)
+                yield plan, steps
+                b += steps
+                continue
+            size = min(bs, self.n - b * bs)
+            entry = singles.get(size)
             if entry is None:
                 plan = get_plan(size)
-                entry = cache[size] = (plan, [(src, src.take, plan.host[name]) for name, src in self.arrays.items()])
+                entry = singles[size] = (plan, [(src, plan.host[name]) for name, src in self.arrays.items()])
             plan, fills = entry
-            if order is None:
-                for src, _, buf in fills:
-                    copyto(buf, src[lo:hi])
-            else:
-                idx = order[lo:hi]
-                for _, take, buf in fills:      # gather the rows straight into the bound buffer
-                    take(idx, 0, buf, "clip")
-            yield plan
+            self._fill(fills, b, order)
+            yield plan, 1
+            b += 1
+
+    def _fill(self, fills, b, order, slot=None):
+        """Batch ``b`` into the bound buffers (into their slice ``slot`` for a train_loop)."""
+        lo = b * self.batch_size
+        hi = min(lo + self.batch_size, self.n)
+        idx = None if order is None else order[lo:hi]
+        for src, buf in fills:
+            out = buf if slot is None else buf[slot]
+            if idx is None:
+                np.copyto(out, src[lo:hi])
+            else:                       # gather the rows straight into the bound buffer
+                src.take(idx, 0, out, "clip")
 
 
 class IterableBatches:

@@ -62,7 +62,11 @@ class Progress:
                 "data": self.data_info}
 
 
-def run_train_batches(tr, batches, cbl, prog, split):
+def run_train_batches(tr, executions, cbl, prog, split):
+    """``executions`` yields (plan, k): k = 1 for a train_step (or gradients) plan, k > 1
+    for a train_loop plan holding k stacked batches. Batch hooks run once per execution,
+    as in Keras with steps_per_execution: begin with its first batch index, end with its
+    last and the running means up to it."""
     store = tr._store
     step_buf = tr._hyper_np.get("step")
     random = tr.rng.random
@@ -78,11 +82,16 @@ def run_train_batches(tr, batches, cbl, prog, split):
         update = tr._plan("update", None)
         after, before = cbl.on_after_backward, cbl.on_before_optimizer_step
     b = prog.batch
-    for plan in batches:
+    for plan, k in executions:
         if begin is not None:
             begin(b, None)
-        for buf, dtype in plan.noise:
-            random(out=buf, dtype=dtype)
+        if k == 1:
+            for buf, dtype in plan.noise:
+                random(out=buf, dtype=dtype)
+        else:   # the noise K single steps would draw, in the same order
+            for j in range(k):
+                for buf, dtype in plan.noise:
+                    random(out=buf[j], dtype=dtype)
         if step_buf is not None:
             step_buf.fill(tr._step + 1)
         p = store.parity
@@ -93,19 +102,30 @@ def run_train_batches(tr, batches, cbl, prog, split):
             before(b, logs)
             update.run[p]()
         store.parity = p ^ 1
-        tr._step += 1
-        if b >= len(prog.sizes):
+        tr._step += k
+        tr._last_steps = k
+        while b + k > len(prog.sizes):
             prog.grow()
-        prog.records[b] = plan.read_scalars()
-        prog.sizes[b] = plan.n
-        b += 1
+        prog.records[b:b + k] = plan.read_scalars()
+        prog.sizes[b:b + k] = plan.n
+        b += k
         prog.batch = b
         if end is not None:
-            acc += prog.records[b - 1] * plan.n
-            count += plan.n
+            acc += prog.records[b - k:b].sum(0) * plan.n
+            count += plan.n * k
             end(b - 1, dict(zip(names, (acc / count).tolist())))
         if tr.stop_training:
             break
+
+
+def _executions(tr, train, order, kind, skip, split):
+    """(plan, k) pairs for one epoch: K full batches per train_loop run when the bundle
+    has one (steps_per_execution=K) and per-step hooks are not needed, else single steps."""
+    get_plan = lambda n: tr._plan(kind, n)   # noqa: E731
+    steps = 1 if split else tr._loop_steps()
+    if steps > 1 and hasattr(train, "executions"):
+        return train.executions(order, get_plan, lambda n: tr._plan("train_loop", n), steps, skip=skip)
+    return ((plan, 1) for plan in train.batches(order, get_plan, skip=skip))
 
 
 def fit_loop(tr, train, val, epochs, initial_epoch, cbl, validation_freq, split):
@@ -142,8 +162,8 @@ def fit_loop(tr, train, val, epochs, initial_epoch, cbl, validation_freq, split)
             else:
                 prog = tr._progress = Progress(epoch, tr.rng.bit_generator.state, names, train.steps, data_info)
                 order = train.order(tr.rng)
-            batches = train.batches(order, lambda n: tr._plan(kind, n), skip=prog.batch)
-            run_train_batches(tr, batches, cbl, prog, split)
+            executions = _executions(tr, train, order, kind, prog.batch, split)
+            run_train_batches(tr, executions, cbl, prog, split)
             epoch_logs = prog.logs()
             if val is not None and (epoch + 1) % validation_freq == 0:
                 val_logs = evaluate_loop(tr, val, cbl)

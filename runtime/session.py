@@ -76,9 +76,13 @@ class GraphSession:
             if out.startswith("next/") and out not in feeds and out[5:] in self.inputs:
                 feeds[out] = out[5:]
         self.feeds = feeds
-        # loss and metrics: rank-0 outputs that feed nothing and are no gradient
+        # train_loop runs ``steps`` train steps per call: stacked batches, (steps,) scalars
+        self.steps = int(spec.get("steps", 1)) if kind == "train_loop" else 1
+        # loss and metrics: rank-0 outputs (one per step of a train_loop) that feed nothing
+        # and are no gradient
+        scalar_shape = [] if self.steps == 1 else [self.steps]
         self.scalar_names = [o for o, arg in self.outputs.items()
-                             if o not in feeds and not o.startswith("grad/") and len(arg.shape) == 0]
+                             if o not in feeds and not o.startswith("grad/") and list(arg.shape) == scalar_shape]
         self._run = self.session._sess.run_with_iobinding if hasattr(self.session, "_sess") else None
 
     def runner(self, binding):
@@ -157,8 +161,13 @@ class Plan:
         self.host = {}          # batch / noise input name -> NumPy buffer bound zero-copy
         self.outputs = {}       # non-scalar, non-state output name -> NumPy buffer
         self.scalar_names = gs.scalar_names
+        self.steps = gs.steps
+        self._batch_axis = 0 if gs.steps == 1 else 1      # train_loop stacks (steps, N, ...)
         dtypes = {np_type(gs.outputs[o]) for o in self.scalar_names}
-        self.scalars = np.zeros(len(self.scalar_names), dtype=dtypes.pop() if len(dtypes) == 1 else np.float64)
+        scalar_dtype = dtypes.pop() if len(dtypes) == 1 else np.float64
+        # one row per scalar output, one column per step: each row binds without a copy
+        self._by_output = np.zeros((len(self.scalar_names), gs.steps), dtype=scalar_dtype)
+        self.scalars = self._by_output[:, 0] if gs.steps == 1 else self._by_output.T
         keep = []               # OrtValues wrapping host buffers must outlive the bindings
         host_ov = {}
         for name, arg in gs.inputs.items():
@@ -169,9 +178,9 @@ class Plan:
             host_ov[name] = ort.OrtValue.ortvalue_from_numpy(buf)
         scalar_ov = {}
         for k, name in enumerate(self.scalar_names):
-            view = self.scalars[k:k + 1].reshape(())
+            view = self._by_output[k].reshape(()) if gs.steps == 1 else self._by_output[k]
             if view.dtype != np_type(gs.outputs[name]):
-                view = np.zeros((), np_type(gs.outputs[name]))
+                view = np.zeros(view.shape, np_type(gs.outputs[name]))
             scalar_ov[name] = ort.OrtValue.ortvalue_from_numpy(view)
         self._mixed = any(np_type(gs.outputs[o]) != self.scalars.dtype for o in self.scalar_names)
         self._scalar_ov = scalar_ov
@@ -211,16 +220,18 @@ class Plan:
         for d in arg.shape:
             if isinstance(d, int):
                 shape.append(d)
-            elif self.n is not None and len(shape) == 0:
+            elif self.n is not None and len(shape) == self._batch_axis:
                 shape.append(self.n)          # the symbolic batch dimension
             else:
+                where = "leading" if self._batch_axis == 0 else "second (after the steps)"
                 raise BundleError(f"the {kind!r} graph value {arg.name!r} has shape {arg.shape}: only the "
-                                  "leading (batch) dimension may be symbolic")
+                                  f"{where} (batch) dimension may be symbolic")
         return tuple(shape)
 
     def read_scalars(self):
-        """The scalar outputs after a run (copied into ``scalars`` when dtypes differ)."""
+        """The scalar outputs after a run (copied into ``scalars`` when dtypes differ):
+        a vector, or for a train_loop a (steps, outputs) array, one row per step."""
         if self._mixed:
             for k, name in enumerate(self.scalar_names):
-                self.scalars[k] = self._scalar_ov[name].numpy()
+                self._by_output[k] = self._scalar_ov[name].numpy()
         return self.scalars

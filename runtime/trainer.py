@@ -82,6 +82,7 @@ class Trainer:
         self._step = int(saved.get("step", 0))
         self._epoch = 0
         self._no_revert_before = self._step
+        self._last_steps = 1            # steps the last run made (K for a train_loop run)
         self.stop_training = False
         self.history = None
         self._callbacks = self._progress = self._resume = None
@@ -129,6 +130,13 @@ class Trainer:
                     self._shared[name] = on_device(np.zeros(entry["shape"], entry["dtype"]), self.device)
             self._graphs[kind] = gs
         return gs
+
+    def _loop_steps(self):
+        """K of a bundle compiled with steps_per_execution=K (1 without a train_loop)."""
+        spec = self.manifest["graphs"].get("train_loop")
+        if spec is None or "train_loop" not in self.bundle.graphs:
+            return 1
+        return int(spec.get("steps", 1))
 
     def _plan(self, kind, n):
         plans = self._plans.setdefault(kind, {})
@@ -252,6 +260,7 @@ class Trainer:
         plan.run[self._store.parity]()
         self._store.parity ^= 1
         self._step += 1
+        self._last_steps = 1
         logs = dict(zip([loop.log_name(o) for o in plan.scalar_names], plan.read_scalars().tolist()))
         return logs if return_dict else (logs["loss"] if len(logs) == 1 else list(logs.values()))
 
@@ -268,12 +277,13 @@ class Trainer:
         return next(iter(outs.values())) if len(outs) == 1 else outs
 
     def revert_last_step(self):
-        """Go back to the state before the last optimizer step (its buffers are still there)."""
+        """Go back to the state before the last optimizer step (its buffers are still there);
+        with steps_per_execution=K, before the last run of K steps."""
         if self._step <= self._no_revert_before:
             raise ParameterError("there is no step to revert: the state before the last step is gone "
                                  "(only the last step, and only once, can be reverted)")
         self._store.parity ^= 1
-        self._step -= 1
+        self._step -= self._last_steps
         self._no_revert_before = self._step
 
     # ------------------------------------------------------------ weights and gradients
