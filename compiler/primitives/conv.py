@@ -300,14 +300,14 @@ def _emit_weight_grad_correlation(b, node, ins):
     return b.node("Transpose", [out], hint=h, perm=swap)
 
 
-# Which weight-gradient lowering to emit. Measured on the 2-core benchmark machine
-# (onnxruntime 1.31, 2 threads, batch 64, 3x3 kernels; scratch timing of the dW subgraph
-# alone, medians of interleaved runs): the correlation Conv gives onnxruntime a "kernel"
-# as large as the whole feature map, which its NCHWc convolution handles poorly, while
-# im2col turns dW into one well-shaped MatMul (K = N * output pixels):
-#     x (64,1,28,28),  M=8:  correlation 2224 us, im2col  811 us (2.7x)
-#     x (64,16,13,13), M=32: correlation 12078 us, im2col 9755 us (1.2x)
-#     x (64,32,14,14), M=64: correlation 40818 us, im2col 25502 us (1.6x)
+# Which weight-gradient lowering to emit. The correlation Conv hands onnxruntime a "kernel"
+# as large as the whole feature map; im2col turns dW into one well-shaped MatMul
+# (K = N * output pixels). Measured with onnxruntime 1.32 on one thread (process CPU time,
+# medians of interleaved runs of the dW subgraph alone, batch 64, 3x3 kernels):
+#     x (64,1,28,28),  M=8:  correlation  783 us, im2col  636 us (1.23x)
+#     x (64,1,28,28),  M=16: correlation  977 us, im2col  885 us (1.10x)
+#     x (64,16,13,13), M=32: correlation 2944 us, im2col 2688 us (1.10x)
+#     x (64,32,14,14), M=64: correlation 11366 us, im2col 10704 us (1.06x)
 # im2col materialises the patches (prod(kernel) copies of the input), so past
 # IM2COL_MAX_PATCH_ELEMENTS per sample it falls back to the correlation Conv.
 IM2COL_MAX_PATCH_ELEMENTS = 1 << 20
