@@ -30,14 +30,17 @@ _KINDS = ("train_step", "gradients", "update", "eval", "inference")
 
 
 def compile_model(model, loss, optimizer, metrics=None, opset=DEFAULT_OPSET, dtype="float32", seed=None,
-                  sample_weight=False):
+                  sample_weight=False, portable=False):
     """Compile ``model`` with ``loss`` (a Loss or a catalogue name) and ``optimizer`` (an
     Optimizer or a name) into a Program. ``metrics``: names or Metric objects, logged under
     the given names. ``sample_weight=True`` adds a per-sample weight input (N,) to the
     train_step, gradients and eval graphs. ``seed`` redraws the model's initial weights
-    (``model.initialize(seed)``) so that the bundle's initial state is reproducible."""
+    (``model.initialize(seed)``) so that the bundle's initial state is reproducible.
+    ``portable=True`` emits only ops that every runtime in the README's matrix implements
+    (compiler/portable.py says which are avoided and why); the default keeps the fused
+    ops where onnxruntime runs them faster."""
     return Program(model, loss, optimizer, metrics, opset=opset, dtype=dtype, seed=seed,
-                   sample_weight=sample_weight)
+                   sample_weight=sample_weight, portable=portable)
 
 
 def _resolve_loss(loss):
@@ -87,8 +90,11 @@ class Program:
     (dict, without offsets and checksums until saved) and ``state`` (initial arrays)."""
 
     def __init__(self, model, loss, optimizer, metrics=None, opset=DEFAULT_OPSET, dtype="float32", seed=None,
-                 sample_weight=False):
+                 sample_weight=False, portable=False):
         self.opset = check_opset(opset)
+        if not isinstance(portable, bool):
+            raise ParameterError(f"portable must be True or False, got {portable!r}")
+        self.portable = portable
         self.dtype = check_dtype(dtype)
         self.model = model
         self.loss = _resolve_loss(loss)
@@ -182,6 +188,7 @@ class Program:
     def _emit(self, kind, opset=None, baked=None):
         inputs, outputs = self._specs[kind]
         b = OnnxBuilder(opset or self.opset, self.dtype)
+        b.portable = self.portable
         names, signature_in = {}, []
         for name, v in inputs:
             if baked is not None and name in baked:
