@@ -141,3 +141,17 @@ def test_node_train_reports_a_broken_bundle_in_one_line(tmp_path):
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 2
     assert out.stderr.strip().count("\n") == 0 and "manifest.json is missing" in out.stderr
+
+
+def test_node_onnxruntime_web_matches_python_trainer(tmp_path):
+    """The fast check of the browser path: the same trainer module on onnxruntime-web (wasm)
+    under Node.js, on the browser test's digits story (tests/test_browser.py runs Chromium)."""
+    if not os.path.isdir(os.path.join(NODE_DIR, "node_modules", "onnxruntime-web")):
+        pytest.skip("examples/node/node_modules has no onnxruntime-web: run 'npm install --ignore-scripts' there")
+    pytest.importorskip("sklearn", reason="the digits come from scikit-learn")
+    sys.path.insert(0, os.path.join(NODE_DIR, os.pardir, "web"))
+    import digits
+    py = digits.write_story(str(tmp_path), "adam")
+    out = _node("train.js", tmp_path / "bundle", tmp_path / "data" / "batches.json", "--web", "--quiet")
+    assert out["steps"] == len(py["losses"]) == 12
+    np.testing.assert_allclose(out["losses"], py["losses"], rtol=0, atol=1e-5)
