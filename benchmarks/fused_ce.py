@@ -32,7 +32,7 @@ def worker(contender, batch, classes, steps):
     values = {k: np.asarray(v) for k, v in program.state.items()}
     values.update(x=rng.normal(size=(batch, 64)).astype(np.float32),
                   y=rng.integers(0, classes, batch).astype(np.int64),
-                  learning_rate=np.float32(0.01), step=np.float32(1))
+                  learning_rate=np.array(0.01, np.float32), step=np.array(1, np.float32))
     so = ort.SessionOptions()
     so.intra_op_num_threads = 1
     out = {}

@@ -58,18 +58,20 @@ class Handler(http.server.SimpleHTTPRequestHandler):
         pass
 
 
-def make_server(bundle_dir, data_dir=None, port=0):
-    """A ThreadingHTTPServer on 127.0.0.1 (port 0: any free port); call serve_forever()."""
+def make_server(bundle_dir, data_dir=None, port=0, extra_routes=None):
+    """A ThreadingHTTPServer on 127.0.0.1 (port 0: any free port); call serve_forever().
+    extra_routes: {URL prefix: folder, or exact URL path: file} served besides the page's."""
     routes = {"/web/": HERE, "/js/trainer.js": os.path.abspath(os.path.join(NODE, "trainer.js")),
               "/ort/": os.path.abspath(ORT_DIST), "/bundle/": os.path.abspath(bundle_dir)}
     if data_dir is not None:
         routes["/data/"] = os.path.abspath(data_dir)
+    routes.update(extra_routes or {})
     return http.server.ThreadingHTTPServer(("127.0.0.1", port), functools.partial(Handler, routes=routes))
 
 
-def start(bundle_dir, data_dir=None):
+def start(bundle_dir, data_dir=None, extra_routes=None):
     """Serve in a daemon thread; returns (server, base URL). server.shutdown() stops it."""
-    server = make_server(bundle_dir, data_dir)
+    server = make_server(bundle_dir, data_dir, extra_routes=extra_routes)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server, f"http://127.0.0.1:{server.server_address[1]}"
 
