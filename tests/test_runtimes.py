@@ -27,6 +27,12 @@ def _feeds(kind, portable):
     return _CACHE[kind, portable]
 
 
+@pytest.fixture
+def fused_if_faster(monkeypatch):
+    from symgrad.compiler import portable
+    monkeypatch.setattr(portable, "FUSED_CE_IS_FASTER", True)
+
+
 @pytest.mark.parametrize("runtime", ["OpenVINO", "tract", "onnx.reference"])
 @pytest.mark.parametrize("kind", harness.PROGRAMS)
 def test_every_graph_agrees_with_onnxruntime(runtime, kind):
@@ -39,10 +45,10 @@ def test_every_graph_agrees_with_onnxruntime(runtime, kind):
     assert max(result.values()) < TOLERANCE, result
 
 
-def test_tract_refuses_the_fused_cross_entropy_that_portable_avoids():
+def test_tract_refuses_the_fused_cross_entropy_that_portable_avoids(fused_if_faster):
     """The reason portable=True exists: if tract learns SoftmaxCrossEntropyLoss, this says so."""
     require(harness.available("tract"))
-    feeds, graphs = _feeds("mlp", portable=False)
+    feeds, graphs = harness.graph_feeds(harness.load_program("mlp"))
     result = harness.compare("tract", feeds, graphs, kinds=("eval",))
     assert isinstance(result["eval"], Exception) and "SoftmaxCrossEntropyLoss" in str(result["eval"])
 

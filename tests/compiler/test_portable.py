@@ -5,9 +5,15 @@ import onnx
 import onnxruntime as ort
 import pytest
 
-from symgrad.compiler import Sequential, compile_model, layers, losses, optimizers
+from symgrad.compiler import Sequential, compile_model, layers, losses, optimizers, portable as portable_mod
 from symgrad.compiler.errors import ParameterError
 from symgrad.compiler.portable import AVOIDED_OPS
+
+
+@pytest.fixture
+def fused_if_faster(monkeypatch):
+    """As if a measurement had found the fused op faster: the default graphs then use it."""
+    monkeypatch.setattr(portable_mod, "FUSED_CE_IS_FASTER", True)
 
 
 def _program(portable):
@@ -22,17 +28,31 @@ def _run(model, feeds):
     return dict(zip(names, sess.run(names, {i.name: feeds[i.name] for i in sess.get_inputs()})))
 
 
-def test_portable_graphs_avoid_the_listed_ops_and_pass_the_checker():
+def _fused(program):
+    return {k for k, g in program.graphs.items() if "SoftmaxCrossEntropyLoss" in {n.op_type for n in g.graph.node}}
+
+
+def test_the_default_uses_the_fused_op_only_where_measured_faster(fused_if_faster):
+    assert _fused(_program(False)) == {"train_step", "gradients", "eval"}
+    assert _fused(_program(True)) == set()
+
+
+def test_today_no_graph_emits_the_fused_op():
+    """benchmarks/fused_ce.py found it slower in onnxruntime's CPU provider (portable.py)."""
+    assert portable_mod.FUSED_CE_IS_FASTER is False
+    assert _fused(_program(False)) == set()
+
+
+def test_portable_graphs_avoid_the_listed_ops_and_pass_the_checker(fused_if_faster):
     default, portable = _program(False), _program(True)
-    fused = {k for k, g in default.graphs.items() if "SoftmaxCrossEntropyLoss" in {n.op_type for n in g.graph.node}}
-    assert fused == {"train_step", "gradients", "eval"}      # else this test shows nothing
+    assert _fused(default), "the default graphs hold no fused op: this test would show nothing"
     for kind, g in portable.graphs.items():
         onnx.checker.check_model(g, full_check=True)
         assert not {n.op_type for n in g.graph.node} & set(AVOIDED_OPS), kind
         assert all(o.domain in ("", "ai.onnx") for o in g.opset_import)
 
 
-def test_portable_loss_and_gradients_equal_a_numpy_reference():
+def test_portable_loss_and_gradients_equal_a_numpy_reference(fused_if_faster):
     default, portable = _program(False), _program(True)
     rng = np.random.default_rng(0)
     feeds = {k: v.astype(np.float32) for k, v in default.state.items()}
