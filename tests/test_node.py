@@ -81,7 +81,7 @@ def test_node_training_loop_matches_python_trainer(tmp_path, opt, with_bn):
     write_batches(tmp_path / "batches.json", epochs, learning_rates=lrs, steps=steps)
 
     out = _node("train.js", tmp_path / "bundle", tmp_path / "batches.json", "--quiet",
-                "--save-state", tmp_path / "final.bin")
+                "--save-state", tmp_path / "final.bin", "--checkpoint", tmp_path / "final.ckpt")
     node_losses = np.array(out["losses"])
     assert len(node_losses) == len(py_losses) == 9 and out["steps"] == 9
     np.testing.assert_allclose(node_losses, py_losses, rtol=0, atol=1e-5)
@@ -102,6 +102,11 @@ def test_node_training_loop_matches_python_trainer(tmp_path, opt, with_bn):
         assert any(e["name"].startswith("batch_normalization") for e in manifest["state"])
     for name, value in py_state.items():
         np.testing.assert_allclose(node_state[name], value, rtol=1e-5, atol=1e-6, err_msg=name)
+    # Node's checkpoint carries the scheduled learning rate and the step count to Python
+    resumed = Trainer.load(tmp_path / "bundle")
+    resumed.load_checkpoint(tmp_path / "final.ckpt")
+    assert resumed.step == 9 and resumed.learning_rate == pytest.approx(trainer.learning_rate, rel=1e-7)
+    assert trainer.learning_rate != program.manifest["optimizer"]["config"]["learning_rate"]
 
 
 def test_node_defaults_feed_the_manifest_learning_rate_and_running_step(tmp_path):

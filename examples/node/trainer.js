@@ -418,6 +418,7 @@
       const out = await this.session.run(feeds);
       for (const [output, input] of Object.entries(this.feeds)) this.state[input] = out[output];
       this.step = step;
+      this.learningRate = lr;  // a per-batch rate is a schedule's setting: it stays, as in Python
       const logs = { loss: Number(out.loss.data[0]), size: n };
       for (const name of Object.keys(out)) {
         if (name.startsWith('metric/')) logs[name.slice(7)] = Number(out[name].data[0]);
