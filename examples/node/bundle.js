@@ -5,7 +5,7 @@
 
 const fs = require('fs');
 const path = require('path');
-const { parseBundle, bundleFiles, parseBatches, readTensors, packState } = require('./trainer');
+const { parseBundle, bundleFiles, parseBatches, readTensors, packState } = require('./formats');
 
 // {manifest, dir, graphs: {kind: Uint8Array}, state: {name: {dtype, shape, data}}}
 function loadBundle(dir) {

@@ -1,6 +1,6 @@
 // The page: fetch a bundle and a batches file, train with the shared trainer module
-// (/js/trainer.js, the same file Node.js uses) on onnxruntime-web, draw the loss curve as it
-// goes, then predict with the trained weights. The result is left in window.symgradResult
+// (/js/trainer.js + /js/formats.js, the files Node.js uses) on onnxruntime-web, draw the
+// loss curve as it goes, then predict with the trained weights. The result is left in window.symgradResult
 // for tests (examples/web/browser.js reads it).
 //
 // URL parameters: bundle (default /bundle/), batches (default /data/batches.json).

@@ -6,6 +6,7 @@
 then open http://127.0.0.1:8000/ . Routes: /web/ (this folder), /js/trainer.js (the shared
 trainer module in examples/node), /ort/ (onnxruntime-web's dist/ from examples/node's
 node_modules: run `npm install --ignore-scripts` there first), /bundle/ and /data/.
+/js/formats.js too: trainer.js's byte formats.
 Only loopback is bound: the page is for this machine.
 """
 import argparse
@@ -62,6 +63,7 @@ def make_server(bundle_dir, data_dir=None, port=0, extra_routes=None):
     """A ThreadingHTTPServer on 127.0.0.1 (port 0: any free port); call serve_forever().
     extra_routes: {URL prefix: folder, or exact URL path: file} served besides the page's."""
     routes = {"/web/": HERE, "/js/trainer.js": os.path.abspath(os.path.join(NODE, "trainer.js")),
+              "/js/formats.js": os.path.abspath(os.path.join(NODE, "formats.js")),
               "/ort/": os.path.abspath(ORT_DIST), "/bundle/": os.path.abspath(bundle_dir)}
     if data_dir is not None:
         routes["/data/"] = os.path.abspath(data_dir)
