@@ -78,18 +78,15 @@ def _pack(arrays, chunks, offset):
 
 def write_jobs(folder, cases):
     """cases: {(program, kind): (onnx bytes, feeds)} -> folder/jobs.json (+ blob and models)."""
+    from symgrad.compiler.atomic import write_bytes
     chunks, offset, jobs = [], 0, []
     for (program, kind), (model, feeds) in cases.items():
         name = f"{program}-{kind}.onnx"
-        with open(os.path.join(folder, name), "wb") as f:
-            f.write(model)
+        write_bytes(os.path.join(folder, name), model)
         inputs, offset = _pack(feeds, chunks, offset)
         jobs.append({"id": f"{program}/{kind}", "model": name, "inputs": inputs})
-    with open(os.path.join(folder, "jobs.bin"), "wb") as f:
-        f.write(b"".join(chunks))
-    with open(os.path.join(folder, "jobs.json"), "w", encoding="utf-8") as f:
-        json.dump({"blob": "jobs.bin", "jobs": jobs}, f)
-    return os.path.join(folder, "jobs.json")
+    write_bytes(os.path.join(folder, "jobs.bin"), b"".join(chunks))
+    return write_bytes(os.path.join(folder, "jobs.json"), json.dumps({"blob": "jobs.bin", "jobs": jobs}).encode())
 
 
 def _js_outputs(raw):
@@ -222,7 +219,6 @@ def update_readme(text):
     if not n:
         print("README.md has no runtime-matrix markers; table not written", file=sys.stderr)
         return
-    sys.path.insert(0, ROOT)
     from symgrad.compiler.atomic import write_bytes
     write_bytes(path, new.encode("utf-8"))
     print("README.md runtime matrix updated")
@@ -256,8 +252,8 @@ def main(argv=None):
     for (program, kind), column, why in failures:
         print(f"  {program}/{kind} in {column}: {why}")
     if args.json:
-        with open(args.json, "w", encoding="utf-8") as f:
-            json.dump({f"{p}/{k}": row for (p, k), row in cells.items()}, f, indent=1)
+        from symgrad.compiler.atomic import write_bytes
+        write_bytes(args.json, json.dumps({f"{p}/{k}": row for (p, k), row in cells.items()}, indent=1).encode())
     if args.readme:
         update_readme(text)
     return 0 if (top is None or top < TOLERANCE) and not failures else 1

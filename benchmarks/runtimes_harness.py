@@ -124,10 +124,9 @@ _TRACT_TYPES = {np.dtype(np.float32): "f32", np.dtype(np.float64): "f64", np.dty
 def run_tract(model_bytes, feeds):
     """tract wants every input's shape and type as a fact; its outputs come back by position."""
     import tract
+    from symgrad.compiler.atomic import write_bytes
     with tempfile.TemporaryDirectory() as tmp:
-        path = os.path.join(tmp, "model.onnx")
-        with open(path, "wb") as f:
-            f.write(model_bytes)
+        path = write_bytes(os.path.join(tmp, "model.onnx"), model_bytes)
         model = tract.onnx().load(path)
         order = [model.input_name(i) for i in range(model.input_count())]
         for i, name in enumerate(order):
