@@ -134,3 +134,16 @@ def test_a_damaged_node_checkpoint_is_refused_in_python(story):
     out = subprocess.run(["node", os.path.join(NODE_DIR, "train.js"), tmp / "bundle", tmp / "second.json",
                           "--resume", tmp / "bad.ckpt"], capture_output=True, text=True, timeout=60)
     assert out.returncode == 2 and "checksum mismatch" in out.stderr
+
+
+def test_node_reads_a_python_checkpoint_with_infinite_callback_state(story):
+    """Python's json writes a callback's best = inf as a bare Infinity; Node still resumes."""
+    from symgrad.runtime import checkpoint
+    tmp = story["tmp"]
+    tensors, meta = checkpoint.read_checkpoint(tmp / "python.ckpt")
+    meta["callbacks"] = {"EarlyStopping#0": {"best": float("inf"), "wait": 0, "worst": float("-inf"),
+                                             "nan": float("nan")}}
+    checkpoint.write_checkpoint(tmp / "inf.ckpt", tensors, meta)
+    assert b"Infinity" in (tmp / "inf.ckpt").read_bytes()
+    out = _node("train.js", tmp / "bundle", tmp / "second.json", "--quiet", "--resume", tmp / "inf.ckpt")
+    np.testing.assert_allclose(out["losses"], story["py_second"], rtol=0, atol=1e-5)

@@ -87,20 +87,22 @@ def main(argv=None):
     args = ap.parse_args(argv)
     if not os.path.isdir(ORT_DIST):
         sys.exit(f"error: {ORT_DIST} is missing: run 'npm install --ignore-scripts' in examples/node")
-    if args.demo:
-        sys.path.insert(0, HERE)
-        from digits import write_story
-        tmp = tempfile.mkdtemp(prefix="symgrad-web-")
-        write_story(tmp, "adam")
-        args.bundle, args.data = os.path.join(tmp, "bundle"), os.path.join(tmp, "data")
-    if not args.bundle:
+    if not args.bundle and not args.demo:
         ap.error("give a bundle folder, or --demo")
-    server = make_server(args.bundle, args.data, args.port)
-    print(f"serving http://127.0.0.1:{server.server_address[1]}/  (Ctrl-C stops)", flush=True)
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
+    with tempfile.TemporaryDirectory(prefix="symgrad-web-") as tmp:   # the demo's files, removed on exit
+        if args.demo:
+            sys.path.insert(0, HERE)
+            from digits import write_story
+            write_story(tmp, "adam")
+            args.bundle, args.data = os.path.join(tmp, "bundle"), os.path.join(tmp, "data")
+        server = make_server(args.bundle, args.data, args.port)
+        print(f"serving http://127.0.0.1:{server.server_address[1]}/  (Ctrl-C stops)", flush=True)
+        try:
+            server.serve_forever()
+        except KeyboardInterrupt:
+            pass
+        finally:
+            server.server_close()
 
 
 if __name__ == "__main__":
