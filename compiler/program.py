@@ -31,7 +31,7 @@ _KINDS = ("train_step", "gradients", "update", "eval", "inference")
 
 
 def compile_model(model, loss, optimizer, metrics=None, opset=DEFAULT_OPSET, dtype="float32", seed=None,
-                  sample_weight=False, steps_per_execution=1):
+                  sample_weight=False, steps_per_execution=1, portable=False):
     """Compile ``model`` with ``loss`` (a Loss or a catalogue name) and ``optimizer`` (an
     Optimizer or a name) into a Program. ``metrics``: names or Metric objects, logged under
     the given names. ``sample_weight=True`` adds a per-sample weight input (N,) to the
@@ -39,9 +39,12 @@ def compile_model(model, loss, optimizer, metrics=None, opset=DEFAULT_OPSET, dty
     (``model.initialize(seed)``) so that the bundle's initial state is reproducible.
     ``steps_per_execution=K`` (Keras's name) adds a ``train_loop`` graph that runs K
     training steps in one onnxruntime call (compiler/steps_loop.py); Trainer.fit uses it
-    for every K full batches, and batch-level callbacks then run once per K steps."""
+    for every K full batches, and batch-level callbacks then run once per K steps.
+    ``portable=True`` emits only ops that every runtime in the README's matrix implements
+    (compiler/portable.py says which are avoided and why); the default keeps the fused
+    ops where onnxruntime runs them faster."""
     return Program(model, loss, optimizer, metrics, opset=opset, dtype=dtype, seed=seed,
-                   sample_weight=sample_weight, steps_per_execution=steps_per_execution)
+                   sample_weight=sample_weight, steps_per_execution=steps_per_execution, portable=portable)
 
 
 def _resolve_loss(loss):
@@ -92,8 +95,11 @@ class Program:
 
     @ir.scoped
     def __init__(self, model, loss, optimizer, metrics=None, opset=DEFAULT_OPSET, dtype="float32", seed=None,
-                 sample_weight=False, steps_per_execution=1):
+                 sample_weight=False, steps_per_execution=1, portable=False):
         self.opset = check_opset(opset)
+        if not isinstance(portable, bool):
+            raise ParameterError(f"portable must be True or False, got {portable!r}")
+        self.portable = portable
         self.dtype = check_dtype(dtype)
         self.model = model
         self.loss = _resolve_loss(loss)
@@ -197,6 +203,7 @@ class Program:
     def _emit(self, kind, opset=None, baked=None):
         inputs, outputs = self._specs[kind]
         b = OnnxBuilder(opset or self.opset, self.dtype)
+        b.portable = self.portable
         names, signature_in = {}, []
         for name, v in inputs:
             if baked is not None and name in baked:

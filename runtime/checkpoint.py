@@ -204,7 +204,8 @@ def restore(trainer, tensors, meta, callbacks=(), source="checkpoint"):
         bad(f"step is {step!r}", "an integer >= 0")
     if isinstance(lr, bool) or not isinstance(lr, numbers.Real) or not math.isfinite(lr) or lr < 0:
         bad(f"learning_rate is {lr!r}", "a finite number >= 0")
-    rng_state = _check_rng(trainer, meta.get("rng"), source, "random state")
+    # rng None: written by the JavaScript trainer, which has no NumPy generator to save
+    rng_state = None if meta.get("rng") is None else _check_rng(trainer, meta.get("rng"), source, "random state")
     pos = _check_position(trainer, meta.get("position"), tensors, source)
     states = meta.get("callbacks", {})
     if not isinstance(states, dict):
@@ -215,7 +216,8 @@ def restore(trainer, tensors, meta, callbacks=(), source="checkpoint"):
         trainer._store.set(name, value)
     trainer._step = int(step)
     trainer.learning_rate = float(lr)
-    trainer.rng.bit_generator.state = rng_state
+    if rng_state is not None:
+        trainer.rng.bit_generator.state = rng_state
     return pos
 
 

@@ -230,7 +230,7 @@ def cmd_train(args):
 
 def cmd_export(args):
     trainer = _load_trainer(args.bundle)
-    trainer.export(args.output, opset=args.opset)
+    trainer.export(args.output, opset=args.opset, output_activation=args.output_activation)
     opset = args.opset or trainer.manifest.get("opset")
     print(f"wrote {args.output}: the inference graph with the bundle's weights (step {trainer.step}), opset {opset}")
 
@@ -360,6 +360,8 @@ def build_parser():
     p.add_argument("bundle", metavar="BUNDLE")
     p.add_argument("-o", "--output", default="model.onnx", metavar="F.onnx", help="default model.onnx")
     p.add_argument("--opset", type=int, default=None, help="ONNX opset, 13 to 21 (default: the bundle's)")
+    p.add_argument("--output-activation", choices=["softmax", "sigmoid"], default=None,
+                   help="append it to y_pred (probabilities from a model trained on logits)")
 
     p = verb("inspect", "Show an ONNX file's inputs, outputs, opset and op histogram.", cmd_inspect)
     p.add_argument("file", metavar="F.onnx")

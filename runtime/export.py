@@ -9,9 +9,12 @@ import onnx
 from onnx import helper, numpy_helper, version_converter
 
 from symgrad.compiler.atomic import write_bytes
-from symgrad.compiler.errors import OpsetError
+from symgrad.compiler.errors import OpsetError, ParameterError
 
 SUPPORTED_OPSETS = range(13, 22)
+# name -> (ONNX op, attributes): appended to y_pred so that a deployed classifier returns
+# probabilities rather than the logits its loss was trained on
+OUTPUT_ACTIVATIONS = {"softmax": ("Softmax", {"axis": -1}), "sigmoid": ("Sigmoid", {})}
 
 
 def _check_opset(opset):
@@ -77,8 +80,30 @@ def convert(model, current, target):
     return out
 
 
-def inference_model(trainer, opset=None):
-    """An onnx.ModelProto: x -> y_pred with the trainer's current weights."""
+def _check_activation(name):
+    if name is not None and (not isinstance(name, str) or name not in OUTPUT_ACTIVATIONS):
+        raise ParameterError(f"output_activation {name!r} is not supported; accepted: None, "
+                             + ", ".join(repr(k) for k in OUTPUT_ACTIVATIONS))
+    return name
+
+
+def append_activation(model, name):
+    """y_pred becomes activation(y_pred); the graph's output keeps its name and shape."""
+    op, attrs = OUTPUT_ACTIVATIONS[name]
+    graph = model.graph
+    out = graph.output[0].name
+    raw = f"{out}/before_{name}"
+    for node in graph.node:
+        node.output[:] = [raw if o == out else o for o in node.output]
+        node.input[:] = [raw if i == out else i for i in node.input]
+    graph.node.append(helper.make_node(op, [raw], [out], name=f"{out}/{name}", **attrs))
+    return model
+
+
+def inference_model(trainer, opset=None, output_activation=None):
+    """An onnx.ModelProto: x -> y_pred with the trainer's current weights, optionally
+    followed by ``output_activation`` ("softmax" or "sigmoid")."""
+    _check_activation(output_activation)
     raw = trainer.bundle.graphs.get("inference")
     if raw is None:
         from symgrad.compiler.errors import BundleError
@@ -96,8 +121,11 @@ def inference_model(trainer, opset=None):
         model = bake(model, weights)
         if target != current:
             model = convert(model, current, target)
-    helper.set_model_props(model, {**{p.key: p.value for p in model.metadata_props},
-                                   "symgrad.kind": "inference", "symgrad.step": str(trainer._step)})
+    props = {"symgrad.kind": "inference", "symgrad.step": str(trainer._step)}
+    if output_activation is not None:
+        model = append_activation(model, output_activation)
+        props["symgrad.output_activation"] = output_activation
+    helper.set_model_props(model, {**{p.key: p.value for p in model.metadata_props}, **props})
     try:
         onnx.checker.check_model(model, full_check=True)
     except Exception as exc:
@@ -105,6 +133,6 @@ def inference_model(trainer, opset=None):
     return model
 
 
-def export(trainer, path, opset=None):
-    model = inference_model(trainer, opset)
+def export(trainer, path, opset=None, output_activation=None):
+    model = inference_model(trainer, opset, output_activation)
     return write_bytes(path, model.SerializeToString())

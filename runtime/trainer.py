@@ -336,12 +336,14 @@ class Trainer:
             ov.update_inplace(np.array(g, dtype=entry["dtype"], order="C"))
 
     # ------------------------------------------------------------ saving
-    def export(self, path, opset=None):
-        """Write the inference model (x -> y_pred, trained weights as initializers) atomically."""
-        return export_mod.export(self, path, opset)
+    def export(self, path, opset=None, output_activation=None):
+        """Write the inference model (x -> y_pred, trained weights as initializers) atomically.
+        ``output_activation="softmax"`` (or ``"sigmoid"``) appends it, so that a deployed
+        classifier trained on logits returns probabilities."""
+        return export_mod.export(self, path, opset, output_activation)
 
-    def inference_model(self, opset=None):
-        return export_mod.inference_model(self, opset)
+    def inference_model(self, opset=None, output_activation=None):
+        return export_mod.inference_model(self, opset, output_activation)
 
     def save(self, path):
         """A bundle folder with the current state (weights, slots, step, learning rate)."""

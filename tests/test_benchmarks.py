@@ -33,3 +33,13 @@ def test_graph_size_prints_the_ratio():
 def test_train_throughput_smoke():
     out = run("train_throughput.py", "--threads", "1", "--reps", "1")
     assert "mlp784-256-10" in out and "fit/fused" in out
+
+
+def test_runtime_matrix_runs_and_agrees():
+    out = run("runtime_matrix.py")
+    assert "| mse | train_step |" in out and "cells that did not run: 0" in out
+
+
+def test_fused_ce_prints_both_lowerings():
+    out = run("fused_ce.py")
+    assert "fused" in out and "portable / fused" in out

@@ -81,7 +81,7 @@ def test_node_training_loop_matches_python_trainer(tmp_path, opt, with_bn):
     write_batches(tmp_path / "batches.json", epochs, learning_rates=lrs, steps=steps)
 
     out = _node("train.js", tmp_path / "bundle", tmp_path / "batches.json", "--quiet",
-                "--save-state", tmp_path / "final.bin")
+                "--save-state", tmp_path / "final.bin", "--checkpoint", tmp_path / "final.ckpt")
     node_losses = np.array(out["losses"])
     assert len(node_losses) == len(py_losses) == 9 and out["steps"] == 9
     np.testing.assert_allclose(node_losses, py_losses, rtol=0, atol=1e-5)
@@ -102,6 +102,11 @@ def test_node_training_loop_matches_python_trainer(tmp_path, opt, with_bn):
         assert any(e["name"].startswith("batch_normalization") for e in manifest["state"])
     for name, value in py_state.items():
         np.testing.assert_allclose(node_state[name], value, rtol=1e-5, atol=1e-6, err_msg=name)
+    # Node's checkpoint carries the scheduled learning rate and the step count to Python
+    resumed = Trainer.load(tmp_path / "bundle")
+    resumed.load_checkpoint(tmp_path / "final.ckpt")
+    assert resumed.step == 9 and resumed.learning_rate == pytest.approx(trainer.learning_rate, rel=1e-7)
+    assert trainer.learning_rate != program.manifest["optimizer"]["config"]["learning_rate"]
 
 
 def test_node_defaults_feed_the_manifest_learning_rate_and_running_step(tmp_path):
@@ -141,3 +146,17 @@ def test_node_train_reports_a_broken_bundle_in_one_line(tmp_path):
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 2
     assert out.stderr.strip().count("\n") == 0 and "manifest.json is missing" in out.stderr
+
+
+def test_node_onnxruntime_web_matches_python_trainer(tmp_path):
+    """The fast check of the browser path: the same trainer module on onnxruntime-web (wasm)
+    under Node.js, on the browser test's digits story (tests/test_browser.py runs Chromium)."""
+    if not os.path.isdir(os.path.join(NODE_DIR, "node_modules", "onnxruntime-web")):
+        pytest.skip("examples/node/node_modules has no onnxruntime-web: run 'npm install --ignore-scripts' there")
+    pytest.importorskip("sklearn", reason="the digits come from scikit-learn")
+    sys.path.insert(0, os.path.join(NODE_DIR, os.pardir, "web"))
+    import digits
+    py = digits.write_story(str(tmp_path), "adam")
+    out = _node("train.js", tmp_path / "bundle", tmp_path / "data" / "batches.json", "--web", "--quiet")
+    assert out["steps"] == len(py["losses"]) == 12
+    np.testing.assert_allclose(out["losses"], py["losses"], rtol=0, atol=1e-5)

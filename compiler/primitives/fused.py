@@ -3,6 +3,7 @@ in the rule table like any other primitive (checked against sympy in the tests).
 from .. import ops
 from ..errors import ShapeError
 from ..ir import Primitive, primitive
+from .. import portable
 
 
 @primitive
@@ -26,7 +27,9 @@ class SparseSoftmaxCrossEntropy(Primitive):
     def emit(self, b, node, ins):
         z, y = ins
         labels = b.int_source.get(y) or b.node("Cast", [y], hint=node.name + "/labels", to=7)  # int64 indices
-        if node.inputs[0].rank == 2:  # ONNX's fused op puts classes on axis 1
+        # ONNX's fused op (classes on axis 1) only where measured faster, never in portable
+        # graphs (tract and onnx2torch lack it); today nowhere: see compiler/portable.py
+        if node.inputs[0].rank == 2 and portable.FUSED_CE_IS_FASTER and not portable.is_portable(b):
             ce = b.node("SoftmaxCrossEntropyLoss", [z, labels], hint=node.name + "/per_sample", reduction="none")
             return b.node("Unsqueeze", [ce, b.const_i64([-1])], hint=node.name)
         log_p = b.node("LogSoftmax", [z], hint=node.name + "/log_softmax", axis=-1)

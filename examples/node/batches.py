@@ -16,7 +16,7 @@ from symgrad.compiler.atomic import write_bytes
 def _pack(arrays, chunks, offset):
     index = {}
     for name, value in arrays.items():
-        a = np.ascontiguousarray(value)
+        a = np.array(value, order="C")          # not ascontiguousarray: it makes a 0-d array 1-d
         a = a.astype(a.dtype.newbyteorder("<"), copy=False)
         raw = a.tobytes()
         index[name] = {"dtype": str(a.dtype.name), "shape": list(a.shape), "offset": offset, "nbytes": len(raw)}

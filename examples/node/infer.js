@@ -10,7 +10,8 @@
 'use strict';
 
 const ort = require('onnxruntime-node');
-const { loadInputs, arrayType } = require('./bundle');
+const { loadInputs } = require('./bundle');
+const { arrayType } = require('./trainer');
 
 function pattern(meta, batch) {
   const shape = meta.shape.map((d) => (typeof d === 'number' ? d : batch));
