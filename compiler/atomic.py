@@ -12,6 +12,7 @@ folder only when its caller recognises every entry as its own.
 """
 import contextlib
 import ctypes
+import errno
 import os
 import re
 import shutil
@@ -53,9 +54,17 @@ def _temp_beside(path):
         raise ParameterError(f"cannot write {path!r}: it is a folder; accepted: a file path, such as "
                              f"{os.path.join(path, 'model.onnx')!r}")
     directory = _make_parent(path)
-    # the suffix keeps the extension: writers such as matplotlib pick the format from it
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix="-" + os.path.basename(path), dir=directory)
-    return fd, tmp, directory
+    for _ in range(_ATTEMPTS):
+        # the suffix keeps the extension: writers such as matplotlib pick the format from it
+        fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix="-" + os.path.basename(path), dir=directory)
+        lock = locks.hold(tmp)          # tells later writers that this temporary is in use
+        if lock is not None:
+            return fd, tmp, directory, lock
+        os.close(fd)                    # a cleaner removed it before we locked it: take another
+    raise SaveError(errno.EBUSY, f"cannot write {path!r}: its temporary was removed {_ATTEMPTS} times in a row")
+
+
+_ATTEMPTS = 5
 
 
 def _default_mode():
@@ -87,8 +96,7 @@ def _produce_then_commit(path, produce):
     """Create the temporary beside ``path``, fill it with ``produce(fd, tmp)`` (which must
     fsync it), rename it into place; on any failure remove it and re-raise. Once the
     write went through, temporaries that killed writes of ``path`` left are removed."""
-    fd, tmp, directory = _temp_beside(path)
-    lock = locks.hold(tmp)              # tells later writers that this temporary is in use
+    fd, tmp, directory, lock = _temp_beside(path)
     try:
         produce(fd, tmp)
         _commit(tmp, path, directory)
@@ -144,12 +152,15 @@ def discard_temporaries(path):
     """Remove the temporary files that writes of ``path`` killed half-way left beside it
     (``.tmp-XXXXXXXX-<name>``, regular files nobody holds a lock on). Returns the names removed."""
     removed = []
+    def unlink(full):
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(full)
+        return True
+
     for entry, full in _temporaries(path, r"\.tmp-" + _RANDOM + r"-{name}"):
         try:
-            if not stat.S_ISREG(os.lstat(full).st_mode) or not locks.is_abandoned(full):
-                continue
-            os.unlink(full)
-            removed.append(entry)
+            if stat.S_ISREG(os.lstat(full).st_mode) and locks.remove_if_abandoned(full, unlink):
+                removed.append(entry)
         except OSError:
             continue
     return removed
@@ -162,12 +173,11 @@ def discard_temporary_folders(path, owned):
     removed = []
     for entry, full in _temporaries(path, r"\.tmp-{name}-" + _RANDOM):
         try:
-            if not stat.S_ISDIR(os.lstat(full).st_mode) or not locks.is_abandoned(full):
-                continue
+            if stat.S_ISDIR(os.lstat(full).st_mode) and locks.remove_if_abandoned(
+                    full, lambda f: _remove_owned(f, owned)):
+                removed.append(entry)
         except OSError:
             continue
-        if _remove_owned(full, owned):
-            removed.append(entry)
     return removed
 
 
@@ -262,8 +272,13 @@ def replace_directory(path, fill, owned, what="folder"):
     path = os.path.abspath(os.fspath(path))
     check_replaceable(path, owned, what)
     parent = _make_parent(path)
-    tmp = tempfile.mkdtemp(prefix=".tmp-" + os.path.basename(path) + "-", dir=parent)
-    lock = locks.hold(tmp)
+    for _ in range(_ATTEMPTS):
+        tmp = tempfile.mkdtemp(prefix=".tmp-" + os.path.basename(path) + "-", dir=parent)
+        lock = locks.hold(tmp)
+        if lock is not None:
+            break
+    else:
+        raise SaveError(errno.EBUSY, f"cannot write {path!r}: its temporary folder was removed {_ATTEMPTS} times")
     progress = {"swapped": False}
     try:
         _swap_in(path, tmp, parent, fill, owned, what, progress)

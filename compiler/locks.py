@@ -25,17 +25,24 @@ LOCK_FILE = ".symgrad-lock"
 
 
 def hold(path):
-    """Open ``path`` (a file or a folder) and lock it exclusively; returns the descriptor
-    to close when done (closing releases the lock), or None where locks do not exist."""
-    if fcntl is None:
-        return None
-    fd = os.open(path, os.O_RDONLY)
+    """Lock ``path`` (a temporary file or folder this process just created) exclusively;
+    returns the descriptor to close when done (closing releases the lock). None when
+    ``path`` is gone: a cleaner took it for abandoned before we locked it (it removes
+    only while holding the lock, so once we hold it and the name is still there, it
+    stays ours). Where locks do not exist, a descriptor without a lock."""
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        fd = os.open(path, os.O_RDONLY)
     except OSError:
-        os.close(fd)
         return None
-    return fd
+    try:
+        if fcntl is not None:
+            fcntl.flock(fd, fcntl.LOCK_EX)      # blocks only while a cleaner looks at it
+        if os.path.samestat(os.fstat(fd), os.stat(path)):
+            return fd
+    except OSError:
+        pass
+    os.close(fd)
+    return None
 
 
 def release(fd):
@@ -44,9 +51,10 @@ def release(fd):
             os.close(fd)
 
 
-def is_abandoned(path):
-    """True when nobody holds a lock on ``path``: the writer that made it has died.
-    False where locks do not exist, or when ``path`` is gone or cannot be opened."""
+def remove_if_abandoned(path, remove):
+    """Call ``remove(path)`` if nobody holds a lock on ``path`` (the writer that made it
+    died), holding the lock meanwhile so that no writer takes it; True if it was
+    abandoned. Where locks do not exist nothing is removed."""
     if fcntl is None:
         return False
     try:
@@ -55,9 +63,11 @@ def is_abandoned(path):
         return False
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        return True
     except OSError:
+        os.close(fd)
         return False
+    try:
+        return remove(path)
     finally:
         os.close(fd)
 

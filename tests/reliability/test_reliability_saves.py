@@ -236,3 +236,26 @@ def test_the_cli_reports_a_full_disk_in_one_line_naming_the_file(program, tmp_pa
     assert cli_main(["export", str(tmp_path / "bundle"), "-o", out]) == 2
     err = capsys.readouterr().err
     assert out in err and "No space left" in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("what", ["file", "bundle"])
+def test_a_temporary_a_cleaner_took_before_it_was_locked_is_replaced(program, tmp_path, monkeypatch, what):
+    """Between creating its temporary and locking it, a writer can lose it to another
+    process's cleanup (which removes only while holding the lock): it takes a new one."""
+    from symgrad.compiler import locks
+    real_hold, lost = locks.hold, []
+
+    def hold(path):
+        if not lost:                    # the other process's cleanup wins the first race
+            lost.append(path)
+            if os.path.isdir(path):
+                os.rmdir(path)
+            else:
+                os.unlink(path)
+        return real_hold(path)
+    monkeypatch.setattr(locks, "hold", hold)
+    target = tmp_path / ("b" if what == "bundle" else "m.onnx")
+    (program.save if what == "bundle" else Trainer(program).export)(str(target))
+    assert lost and not os.path.exists(lost[0]) and os.listdir(tmp_path) == [target.name]
+    if what == "bundle":
+        Bundle.load(str(target))
