@@ -20,6 +20,12 @@
   'use strict';
   const { SECTIONS, arrayType, fingerprint, writeCheckpoint, readCheckpoint, bakeWeights } = formats;
 
+  // The graph input that sets the batch size: the first model input (`inputs` lists every
+  // input of a model with several; `data.x` is the one input of the others).
+  function firstInput(m) {
+    return m.inputs && m.inputs.length ? m.inputs[0].name : m.data.x.name;
+  }
+
   // ------------------------------------------------------------------ the trainer
   class Trainer {
     // ort: onnxruntime-node or onnxruntime-web; bundle: parseBundle's result.
@@ -74,7 +80,7 @@
       const dtype = m.dtype || 'float32';
       const feeds = {};
       for (const [name, t] of Object.entries(batch.inputs)) feeds[name] = this.tensor(t);
-      const n = batch.inputs[m.data.x.name].shape[0];
+      const n = batch.inputs[firstInput(m)].shape[0];
       const sw = m.data.sample_weight;
       if (sw && this.session.inputNames.includes(sw.name) && !feeds[sw.name]) {
         feeds[sw.name] = new this.ort.Tensor(sw.dtype, new (arrayType(sw.dtype))(n).fill(1), [n]);
@@ -97,6 +103,7 @@
       this.learningRate = lr;  // a per-batch rate is a schedule's setting: it stays, as in Python
       const logs = { loss: Number(out.loss.data[0]), size: n };
       for (const name of Object.keys(out)) {
+        // per-output losses of a model with several outputs come as metric/<output>_loss
         if (name.startsWith('metric/')) logs[name.slice(7)] = Number(out[name].data[0]);
       }
       return logs;
@@ -128,7 +135,7 @@
         const sums = {};
         let seen = 0;
         for (let b = 0; b < epochs[e].length && !this.stopTraining; b++) {
-          await call('onBatchBegin', b, { batch: b, size: epochs[e][b].inputs[this.manifest.data.x.name].shape[0] });
+          await call('onBatchBegin', b, { batch: b, size: epochs[e][b].inputs[firstInput(this.manifest)].shape[0] });
           const logs = await this.trainOnBatch(epochs[e][b]);
           for (const [k, v] of Object.entries(logs)) if (k !== 'size') sums[k] = (sums[k] || 0) + v * logs.size;
           seen += logs.size;
