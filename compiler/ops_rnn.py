@@ -37,33 +37,46 @@ def simple_rnn_step(x_proj, h_proj, activation):
     return activation(x_proj + h_proj)
 
 
-def lstm_step(gates, c, activation, recurrent_activation):
+def lstm_step(gates, c, activation, recurrent_activation, materialize=None):
     """Keras / ONNX LSTM without peepholes: i, f, o = ra(.), g = act(.), c' = f c + i g,
-    h' = o act(c'). Returns (h', c')."""
+    h' = o act(c'). Returns (h', c'). ``materialize(expr) -> symbol``, when given, makes
+    c' a value of its own before act(c') (what ``unroll``'s callers pass: sympy builds
+    act(symbol) much faster than act(sum), and c' is a state anyway)."""
     i = recurrent_activation(gates["i"])
     f = recurrent_activation(gates["f"])
     g = activation(gates["c"])
     o = recurrent_activation(gates["o"])
     c_new = f * c + i * g
+    if materialize is not None:
+        c_new = materialize(c_new)
     return o * activation(c_new), c_new
 
 
-def gru_step(x_gates, h_gates, h, activation, recurrent_activation, reset_after=True, candidate_kernel=None):
-    """Keras GRU (z, r, h gates). Returns the new state."""
+def gru_step(x_gates, h_gates, h, activation, recurrent_activation, reset_after=True, candidate_kernel=None,
+             materialize=None):
+    """Keras GRU (z, r, h gates). Returns the new state. ``materialize(expr) -> symbol``
+    (optional) makes each pre-activation a value of its own (see lstm_step)."""
     from . import ops
-    z = recurrent_activation(x_gates["z"] + h_gates["z"])
-    r = recurrent_activation(x_gates["r"] + h_gates["r"])
+    m = materialize or (lambda e: e)
+    z = recurrent_activation(m(x_gates["z"] + h_gates["z"]))
+    r = recurrent_activation(m(x_gates["r"] + h_gates["r"]))
     if reset_after:
-        cand = activation(x_gates["h"] + r * h_gates["h"])
+        cand = activation(m(x_gates["h"] + r * h_gates["h"]))
     else:
         rec = 0 if h == 0 else ops.matmul(r * h, candidate_kernel)
-        cand = activation(x_gates["h"] + rec + h_gates["h"])
+        cand = activation(m(x_gates["h"] + rec + h_gates["h"]))
     return z * h + (1 - z) * cand
 
 
 def materialize(expr, name):
     """An IR Value for a step's expression (stabilised as every layer's output is)."""
     return build_ir(stabilize(sympy.sympify(expr)), name=name)
+
+
+def state(expr, name):
+    """``expr`` as a step boundary (step_state over its Value): its symbol."""
+    v = materialize(expr, name)
+    return v if v.op == "step_state" else ir.apply("step_state", [v], name=name)
 
 
 def split_time(value, axis=1, name="split_time"):
@@ -111,7 +124,7 @@ def unroll(step, steps, states, name="rnn"):
     out = []
     for t, x_t in enumerate(steps):
         new = step(x_t, states)
-        values = [ir.apply("step_state", [materialize(e, f"{name}/t{t}")], name=f"{name}/t{t}") for e in new]
+        values = [state(e, f"{name}/t{t}") for e in new]
         states = [v.sym for v in values]
         out.append(values)
     return out

@@ -29,7 +29,8 @@ def number(pattern, text):
 def test_every_example_is_covered():
     """A new example must get a test here."""
     scripts = sorted(f for f in os.listdir(EXAMPLES) if f.endswith(".py"))
-    assert scripts == ["custom_callback.py", "custom_layer.py", "custom_loss.py", "loss_tour.py", "train_digits.py"]
+    assert scripts == ["custom_callback.py", "custom_layer.py", "custom_loss.py", "loss_tour.py", "train_digits.py",
+                       "transformer_classifier.py"]
     assert os.path.isfile(os.path.join(EXAMPLES, "node", "demo.py"))
 
 
@@ -90,6 +91,14 @@ def test_train_digits():
         args = ["--smoke"] if "--smoke" in f.read() else []
     out = run_example("train_digits.py", *args)
     assert re.search(r"accuracy", out, re.IGNORECASE), out
+
+
+def test_transformer_classifier_smoke():
+    """Two epochs of the transformer on the digits rows; the exported model agrees."""
+    out = run_example("transformer_classifier.py", "--smoke")
+    accuracy = number(r"test accuracy ([0-9.]+) after 2 epochs", out)
+    assert accuracy > 0.8, out
+    assert number(r"plain onnxruntime session ([0-9.]+)", out) == accuracy
 
 
 def test_node_demo(tmp_path):

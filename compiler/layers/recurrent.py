@@ -157,8 +157,9 @@ class LSTM(_RNN):
         h, c = states
         xg = ops_rnn.gate_blocks(p, self.gates, name=f"{self.name}/xgates")
         rg = self._recurrent(h)
-        gates = {g: xg[g] + rg[g] for g in self.gates}
-        h_new, c_new = ops_rnn.lstm_step(gates, c, self.activation, self.recurrent_activation)
+        gates = {g: ops_rnn.materialize(xg[g] + rg[g], f"{self.name}/gate_{g}").sym for g in self.gates}
+        h_new, c_new = ops_rnn.lstm_step(gates, c, self.activation, self.recurrent_activation,
+                                         lambda e: ops_rnn.state(e, f"{self.name}/c").sym)
         return [h_new, c_new]
 
     def get_config(self):
@@ -201,10 +202,15 @@ class GRU(_RNN):
         xg = ops_rnn.gate_blocks(p, self.gates, name=f"{self.name}/xgates")
         if self.reset_after:
             hg = self._recurrent(h, self._rec_bias)
-            return [ops_rnn.gru_step(xg, hg, h, self.activation, self.recurrent_activation, True)]
+            return [ops_rnn.gru_step(xg, hg, h, self.activation, self.recurrent_activation, True,
+                                     materialize=self._pre)]
         hg = {g: (_ZERO if h == 0 else ops.matmul(h, self._rk[g])) for g in ("z", "r")}
         hg["h"] = _ZERO
-        return [ops_rnn.gru_step(xg, hg, h, self.activation, self.recurrent_activation, False, self._rk["h"])]
+        return [ops_rnn.gru_step(xg, hg, h, self.activation, self.recurrent_activation, False, self._rk["h"],
+                                 materialize=self._pre)]
+
+    def _pre(self, expr):
+        return ops_rnn.materialize(expr, f"{self.name}/pre").sym
 
     def get_config(self):
         return {**super().get_config(), "reset_after": self.reset_after}
