@@ -22,7 +22,7 @@ from .pooling import (MaxPooling1D, MaxPooling2D, AveragePooling1D, AveragePooli
                       GlobalAveragePooling2D, GlobalMaxPooling1D, GlobalMaxPooling2D)
 from .reshaping import UpSampling2D, ZeroPadding2D, Cropping2D, RepeatVector, Permute
 from .merge import Add, Subtract, Multiply, Average, Concatenate
-from .recurrent import SimpleRNN, LSTM, GRU
+from .recurrent import SimpleRNN, LSTM, GRU, Bidirectional
 from .attention import MultiHeadAttention, Attention, PositionEmbedding
 
 _BUILTIN = {cls.__name__: cls for cls in (
@@ -32,7 +32,7 @@ _BUILTIN = {cls.__name__: cls for cls in (
     ELU, PReLU, Lambda, GroupNormalization, Normalization, Conv1DTranspose, Conv2DTranspose, DepthwiseConv2D,
     SeparableConv2D, GlobalMaxPooling1D, GlobalMaxPooling2D, UpSampling2D, ZeroPadding2D, Cropping2D, RepeatVector,
     Permute)}
-_BUILTIN.update({cls.__name__: cls for cls in (SimpleRNN, LSTM, GRU, MultiHeadAttention, Attention,
+_BUILTIN.update({cls.__name__: cls for cls in (SimpleRNN, LSTM, GRU, Bidirectional, MultiHeadAttention, Attention,
                                                PositionEmbedding)})
 _REGISTERED = {}
 

@@ -42,6 +42,7 @@ class _RNN(Layer):
                 raise ParameterError(f"{owner}: parameter {flag!r} must be True or False, got {value!r}")
         self.return_sequences, self.return_state, self.go_backwards = return_sequences, return_state, go_backwards
         self.n_outputs = 1 + self.n_states if return_state else 1
+        self._time_order = False      # Bidirectional: a go_backwards sequence comes out in input time order
 
     # ------------------------------------------------------------ weights
     def _bias_shape(self):
@@ -82,6 +83,8 @@ class _RNN(Layer):
         history = ops_rnn.unroll(lambda p, s: self._step(p, s), steps, [_ZERO] * self.n_states, name=self.name)
         hs = [h for h, *_ in history]
         if self.return_sequences:
+            if self._time_order and self.go_backwards:
+                hs = hs[::-1]
             h3 = [ir.apply("unsqueeze", [h], name=f"{self.name}/seq", axes=(1,)) for h in hs]
             out = ir.apply("concat", h3, name=f"{self.name}/sequence", axis=1) if len(h3) > 1 else h3[0]
         else:
@@ -214,3 +217,67 @@ class GRU(_RNN):
 
     def get_config(self):
         return {**super().get_config(), "reset_after": self.reset_after}
+
+
+_MERGE_MODES = ("concat", "sum", "mul", "ave")
+
+
+class Bidirectional(Layer):
+    """Keras Bidirectional: ``layer`` reads the sequence forwards, a copy of it (same
+    config, go_backwards flipped) backwards; with return_sequences the backward sequence
+    is put back in input time order. merge_mode: 'concat' (default), 'sum', 'mul', 'ave'.
+    Weights: the forward layer's, then the backward one's, named
+    '<name>/forward_<layer>/...' and '<name>/backward_<layer>/...' as in Keras."""
+
+    def __init__(self, layer, merge_mode="concat", **kwargs):
+        super().__init__(**kwargs)
+        if not isinstance(layer, _RNN):
+            raise ParameterError(f"Bidirectional wraps SimpleRNN, LSTM or GRU, got {layer!r}")
+        if layer.built:
+            raise ParameterError("Bidirectional needs a layer that has not been called or built yet")
+        if merge_mode not in _MERGE_MODES:
+            raise ParameterError(f"Bidirectional: merge_mode must be one of {', '.join(map(repr, _MERGE_MODES))}, "
+                                 f"got {merge_mode!r}")
+        if layer.return_state:
+            raise ParameterError("Bidirectional: return_state=True is not supported here; use two layers")
+        self.merge_mode = merge_mode
+        self.forward_layer = layer
+        config = {**layer.get_config(), "go_backwards": not layer.go_backwards, "name": None}
+        self.backward_layer = type(layer).from_config(config)
+        self.backward_layer.bias_initializer = layer.bias_initializer
+        for inner in (self.forward_layer, self.backward_layer):
+            inner._time_order = True
+
+    def build(self, input_shape):
+        base = type(self.forward_layer).__name__.lower()
+        base = {"simplernn": "simple_rnn"}.get(base, base)
+        for direction, inner in (("forward", self.forward_layer), ("backward", self.backward_layer)):
+            inner.ensure_built(input_shape, rng=getattr(self, "_rng", None))
+            for w in inner._weights:
+                w.layer, w.local_name = self, f"{direction}_{base}/{w.local_name}"
+                w.value.name = w.name
+            self._weights.extend(inner._weights)
+
+    def compute_output_shape(self, input_shape):
+        out = self.forward_layer.compute_output_shape(input_shape)
+        return tuple(out[:-1]) + (2 * out[-1] if self.merge_mode == "concat" else out[-1],)
+
+    def call(self, x):
+        f, b = self.forward_layer.call(x), self.backward_layer.call(x)
+        if self.merge_mode == "concat":
+            return ops.concat([f, b], axis=-1)
+        if self.merge_mode == "sum":
+            return f + b
+        if self.merge_mode == "mul":
+            return f * b
+        return (f + b) / 2
+
+    def get_config(self):
+        from . import serialize
+        return {**super().get_config(), "layer": serialize(self.forward_layer), "merge_mode": self.merge_mode}
+
+    @classmethod
+    def from_config(cls, config):
+        from . import deserialize
+        config = dict(config)
+        return cls(deserialize(config.pop("layer")), **config)

@@ -89,10 +89,41 @@ def test_bad_arguments_are_named():
         layers.LSTM(2)(Input((5,)))
     with pytest.raises(ParameterError, match="unknown argument"):
         layers.LSTM(2, unitz=3)
+    with pytest.raises(ParameterError, match="merge_mode"):
+        layers.Bidirectional(layers.LSTM(2), merge_mode="max")
+    with pytest.raises(ParameterError, match="wraps SimpleRNN, LSTM or GRU"):
+        layers.Bidirectional(layers.Dense(2))
 
 
 def test_config_round_trip():
     for layer in (layers.LSTM(3, return_sequences=True, go_backwards=True), layers.GRU(2, reset_after=False),
-                  layers.SimpleRNN(4, activation="relu")):
+                  layers.SimpleRNN(4, activation="relu"), layers.Bidirectional(layers.GRU(3), merge_mode="mul")):
         again = layers.deserialize(layers.serialize(layer))
         assert layers.serialize(again) == layers.serialize(layer)
+
+
+def _np_bidirectional(reference, merge, return_sequences, **extra):
+    def forward(x, *w):
+        k = len(w) // 2
+        f = reference(x, *w[:k], return_sequences=return_sequences, **extra)[0]
+        b = reference(x, *w[k:], go_backwards=True, return_sequences=return_sequences, **extra)[0]
+        if return_sequences:
+            b = b[:, ::-1]                       # back in input time order, as Keras flips it
+        return {"concat": lambda: np.concatenate([f, b], -1), "sum": lambda: f + b, "ave": lambda: (f + b) / 2,
+                "mul": lambda: f * b}[merge]()
+    return forward
+
+
+@pytest.mark.parametrize("case,merge,seq", [("lstm", "concat", True), ("gru", "sum", False),
+                                            ("simple_rnn", "ave", True)])
+def test_bidirectional_matches_two_directions(case, merge, seq):
+    make, reference, extra = CASES[case]
+    layer = layers.Bidirectional(make(return_sequences=seq), merge_mode=merge)
+    layer.ensure_built((None,) + X.shape[1:])
+    _random_weights(layer)
+    check_layer(layer, [X], _np_bidirectional(reference, merge, seq, **extra), rtol=1e-9, atol=1e-10)
+    if case == "lstm":
+        assert [w.name for w in layer.weights][:1] == ["bidirectional/forward_lstm/kernel"]
+        assert [w.name for w in layer.weights][3:4] == ["bidirectional/backward_lstm/kernel"]
+        check_sgd_step(layers.Bidirectional(make(return_sequences=True)), [X],
+                       _np_bidirectional(reference, "concat", True, **extra))
