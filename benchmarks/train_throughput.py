@@ -4,7 +4,11 @@ buffers) and against PyTorch eager when torch is installed (run in a worker proc
 interleaved with the onnxruntime runs: see TorchWorker).
 
 Workloads: MLP 784-256-10 at batch 32/64/256 with SGD and Adam, a 3-layer 1024-wide MLP,
-and a small CNN on 1x28x28 (Conv 8x3x3 + ReLU, MaxPool 2, Dense 10). Same thread count
+and a small CNN on 1x28x28 (Conv 8x3x3 + ReLU, MaxPool 2, Dense 10). Two sequence rows
+run against PyTorch eager only (no hand-fused graph): an LSTM (32 steps of 16 features,
+LSTM 64, Dense 10) and a transformer block (16 tokens of 32 features: 4-head
+MultiHeadAttention, residual + LayerNorm, ReLU feed-forward 64, residual + LayerNorm,
+Flatten, Dense 10), both with Adam. Same thread count
 for everyone, runs interleaved (A B C A B C ...), medians reported, with the achieved
 GFLOP/s (matmul and conv FLOPs) next to the measured peak of a 1024^3 ORT MatMul. A
 "bare" column runs symgrad's own compiled train step in the same hand-written loop, so
@@ -44,7 +48,12 @@ SETTLE_S = 0.3
 def configs(quick):
     out = [("mlp784-256-10", "sgd", b) for b in (32, 64, 256)] + [("mlp784-256-10", "adam", b) for b in (32, 64, 256)]
     out += [("mlp784-1024x3-10", "sgd", 64), ("mlp784-1024x3-10", "adam", 64), ("cnn8-pool-10", "sgd", 64)]
+    out += [(name, "adam", 32) for name in SEQUENCE]
     return [c for c in out if c[2] == 64 and (c[0] != "mlp784-1024x3-10" or c[1] == "sgd")] if quick else out
+
+
+# sequence workloads: symgrad against PyTorch eager (no hand-fused contender)
+SEQUENCE = {"lstm64-T32": ((32, 16), 64), "transformer-block-T16": ((16, 32), 4)}
 
 
 def sizes(name):
@@ -54,6 +63,8 @@ def sizes(name):
 def flops_per_step(name, batch):
     """Multiply-adds x 2 of the matmuls and convolutions: forward, weight gradients and the
     input gradients of every layer but the first."""
+    if name in SEQUENCE:
+        return None
     if name.startswith("cnn"):
         conv = 2 * batch * 8 * 26 * 26 * 9
         dense = 2 * batch * 8 * 13 * 13 * 10
@@ -64,6 +75,8 @@ def flops_per_step(name, batch):
 
 
 def input_shape(name):
+    if name in SEQUENCE:
+        return SEQUENCE[name][0]
     return (1, 28, 28) if name.startswith("cnn") else (784,)
 
 
@@ -225,9 +238,26 @@ class FusedRunner:
 
 # ------------------------------------------------------------------ symgrad and torch
 
+def _symgrad_sequence_model(name):
+    from symgrad.compiler import Input, Model, Sequential, layers
+    (t, f), width = SEQUENCE[name]
+    if name.startswith("lstm"):
+        return Sequential([layers.LSTM(width), layers.Dense(10)], input_shape=(t, f))
+    x = inp = Input((t, f))
+    att = layers.MultiHeadAttention(num_heads=width, key_dim=f // width)(x, x)
+    x = layers.LayerNormalization()(layers.Add()([x, att]))
+    ff = layers.Dense(f)(layers.Dense(2 * f, activation="relu")(x))
+    x = layers.LayerNormalization()(layers.Add()([x, ff]))
+    return Model(inp, layers.Dense(10)(layers.Flatten()(x)))
+
+
 def symgrad_trainer(name, optimizer, threads):
     from symgrad.compiler import Sequential, compile_model, layers, losses, optimizers
     from symgrad.runtime import Trainer
+    if name in SEQUENCE:
+        program = compile_model(_symgrad_sequence_model(name), optimizer=optimizers.Adam(0.001), seed=0,
+                                loss=losses.get("sparse_categorical_crossentropy", from_logits=True))
+        return Trainer(program, seed=0, intra_op_num_threads=threads)
     if name.startswith("cnn"):
         stack = [layers.Conv2D(8, 3, activation="relu"), layers.MaxPooling2D(2), layers.Flatten(), layers.Dense(10)]
     else:
@@ -249,7 +279,9 @@ def torch_epoch_function(name, optimizer, batch, threads):
     import torch
     torch.set_num_threads(threads)
     nn = torch.nn
-    if name.startswith("cnn"):
+    if name in SEQUENCE:
+        model = _torch_sequence_model(name)
+    elif name.startswith("cnn"):
         model = nn.Sequential(nn.Conv2d(1, 8, 3), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(8 * 13 * 13, 10))
     else:
         s = sizes(name)
@@ -269,6 +301,35 @@ def torch_epoch_function(name, optimizer, batch, threads):
             loss.backward()
             opt.step()
     return epoch
+
+
+def _torch_sequence_model(name):
+    import torch
+    nn = torch.nn
+    (t, f), width = SEQUENCE[name]
+    if name.startswith("lstm"):
+        class LastState(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.lstm, self.head = nn.LSTM(f, width, batch_first=True), nn.Linear(width, 10)
+
+            def forward(self, x):
+                return self.head(self.lstm(x)[0][:, -1])
+        return LastState()
+
+    class Block(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.att = nn.MultiheadAttention(f, width, batch_first=True)
+            self.n1, self.n2 = nn.LayerNorm(f, eps=1e-3), nn.LayerNorm(f, eps=1e-3)
+            self.ff = nn.Sequential(nn.Linear(f, 2 * f), nn.ReLU(), nn.Linear(2 * f, f))
+            self.head = nn.Linear(t * f, 10)
+
+        def forward(self, x):
+            x = self.n1(x + self.att(x, x, x, need_weights=False)[0])
+            x = self.n2(x + self.ff(x))
+            return self.head(x.flatten(1))
+    return Block()
 
 
 class TorchWorker:
@@ -304,7 +365,7 @@ def torch_worker_main(name, optimizer, batch, threads):
     for line in sys.stdin:
         n = int(line)
         if n not in data:  # same shapes as the parent's data; the values do not matter for speed
-            data[n] = (rng.random((n, *input_shape(name)), dtype=np.float32), rng.integers(0, 10, n))
+            data[n] = (rng.random((n, *input_shape(name)), dtype=np.float32), rng.integers(0, 10, n).astype(np.int64))
         epoch(*data[n], rng)
         print("done", flush=True)
     return 0
@@ -334,19 +395,26 @@ def matmul_peak(threads, n=1024, reps=7):
 def measure(name, optimizer, batch, threads, reps, seconds):
     rng = np.random.default_rng(0)
     trainer = symgrad_trainer(name, optimizer, threads)
-    fused = FusedRunner(name, optimizer, batch, threads)
-    # the compiled train step in the expert's loop: fit/bare is the runtime's own overhead
-    bare = FusedRunner(name, optimizer, batch, threads, graph=(trainer.bundle.graphs["train_step"], trainer.state_dict()))
-    runners = {"symgrad": None, "fused": fused.epoch, "bare": bare.epoch}
+    if name in SEQUENCE:           # no hand-fused graph: symgrad against PyTorch
+        fused = bare = None
+        runners = {"symgrad": None}
+    else:
+        fused = FusedRunner(name, optimizer, batch, threads)
+        # the compiled train step in the expert's loop: fit/bare is the runtime's own overhead
+        bare = FusedRunner(name, optimizer, batch, threads,
+                           graph=(trainer.bundle.graphs["train_step"], trainer.state_dict()))
+        runners = {"symgrad": None, "fused": fused.epoch, "bare": bare.epoch}
     worker = TorchWorker(name, optimizer, batch, threads) if torch_available() else None
     if worker is not None:
         runners["torch"] = worker.epoch
     # size the epoch to about `seconds` of fused work
     probe = rng.random((batch * 5, *input_shape(name)), dtype=np.float32)
     probe_y = rng.integers(0, 10, len(probe))
-    fused.epoch(probe, probe_y, rng)
+    size_by = fused.epoch if fused is not None else (
+        lambda x, y, rng: trainer.fit(x, y, batch_size=batch, epochs=1, verbose=0))
+    size_by(probe, probe_y, rng)
     t = time.perf_counter()
-    fused.epoch(probe, probe_y, rng)
+    size_by(probe, probe_y, rng)
     per_step = (time.perf_counter() - t) / 5
     steps = int(min(max(seconds / per_step, 10), 2000))
     x = rng.random((batch * steps, *input_shape(name)), dtype=np.float32)
@@ -381,6 +449,8 @@ def main(argv=None):
     parser.add_argument("--reps", type=int, default=None)
     parser.add_argument("--json", default=None, help="also write the results to this JSON file")
     parser.add_argument("--readme", action="store_true", help="rewrite the benchmark table in README.md")
+    parser.add_argument("--only", default=None, help="run only the workloads whose name contains this text "
+                        "(e.g. --only T for the LSTM and transformer rows)")
     args = parser.parse_args(argv)
     reps = args.reps or (3 if args.quick else 7)
     seconds = 0.15 if args.quick else 0.6
@@ -392,12 +462,23 @@ def main(argv=None):
     print(head)
     print("-" * len(head))
     results = []
-    for name, optimizer, batch in configs(args.quick):
+    chosen = configs(args.quick)
+    if args.only:
+        chosen = [c for c in configs(False) if args.only in c[0]]
+    for name, optimizer, batch in chosen:
         rates, ratios, steps = measure(name, optimizer, batch, args.threads, reps, seconds)
+        torch_s = f"{rates['torch']:9.0f}" if "torch" in rates else f"{'-':>9}"
+        if name in SEQUENCE:
+            vs = f" (fit/torch {ratios['symgrad/torch']:.2f}x)" if "symgrad/torch" in ratios else ""
+            print(f"{name:<20} {optimizer:<5} {batch:>5} {steps:>5} | {rates['symgrad']:11.0f} {'-':>9} {'-':>9} "
+                  f"{'-':>8} {torch_s} |{vs}")
+            results.append({"workload": name, "optimizer": optimizer, "batch": batch, "steps": steps,
+                            "steps_per_s": rates, **({"fit_over_torch": ratios["symgrad/torch"]}
+                                                     if "symgrad/torch" in ratios else {})})
+            continue
         flops = flops_per_step(name, batch)
         fit_gf, fused_gf = rates["symgrad"] * flops / 1e9, rates["fused"] * flops / 1e9
         ratio, overhead = ratios["symgrad/fused"], ratios["symgrad/bare"]
-        torch_s = f"{rates['torch']:9.0f}" if "torch" in rates else f"{'-':>9}"
         print(f"{name:<20} {optimizer:<5} {batch:>5} {steps:>5} | {rates['symgrad']:11.0f} {rates['fused']:9.0f} "
               f"{ratio:9.2f} {overhead:8.2f} {torch_s} | {fit_gf:11.2f} {fused_gf:7.2f} {100 * fit_gf / peak:6.1f}")
         results.append({"workload": name, "optimizer": optimizer, "batch": batch, "steps": steps,
@@ -451,6 +532,10 @@ def readme_table(results, threads, peak):
         rates = r["steps_per_s"]
         torch_s = f"{rates['torch']:.0f}" if "torch" in rates else "-"
         ratio_t = f"{r['fit_over_torch']:.2f}x" if "fit_over_torch" in r else "-"
+        if "fused" not in rates:
+            lines.append(f"| {r['workload']} | {r['optimizer']} | {r['batch']} | {rates['symgrad']:.0f} | - | - | "
+                         f"{torch_s} | {ratio_t} | - |")
+            continue
         lines.append(f"| {r['workload']} | {r['optimizer']} | {r['batch']} | {rates['symgrad']:.0f} | "
                      f"{rates['fused']:.0f} | {r['fit_over_fused']:.2f}x | {torch_s} | {ratio_t} | {r['gflops_fit']:.1f} |")
     return "\n".join(lines)

@@ -43,3 +43,8 @@ def test_runtime_matrix_runs_and_agrees():
 def test_fused_ce_prints_both_lowerings():
     out = run("fused_ce.py")
     assert "fused" in out and "portable / fused" in out
+
+
+def test_rnn_lowering_smoke():
+    out = run("rnn_lowering.py", "--threads", "1")
+    assert "Scan infer steps/s" in out and "\n8 | " in out
