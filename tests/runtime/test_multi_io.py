@@ -152,3 +152,29 @@ def test_input_mistakes_name_the_input():
         _program(_model(), loss={"topic": _scce_logits()})
     with pytest.raises(ParameterError, match="list of 3"):
         _program(_model(), loss=["mse"] * 3)
+
+
+def test_the_issue_example_trains_end_to_end():
+    """issue 13's model: token ids and a float input, attention, LayerNorm, LSTM, two heads."""
+    from symgrad.compiler import losses
+    tokens = Input((6,), dtype="int64")
+    meta = Input((4,))
+    h = layers.Embedding(20, 8)(tokens)
+    h = layers.MultiHeadAttention(num_heads=2, key_dim=4)(h, h)
+    h = layers.LayerNormalization()(h)
+    h = layers.LSTM(8)(h)
+    h = layers.Concatenate()([h, layers.Dense(4, activation="relu")(meta)])
+    model = Model([tokens, meta], [layers.Dense(3, name="topic")(h), layers.Dense(1, name="score")(h)], seed=0)
+    program = compile_model(model, loss={"topic": losses.get("sparse_categorical_crossentropy", from_logits=True),
+                                         "score": "mse"},
+                            loss_weights={"topic": 1.0, "score": 0.5}, optimizer=optimizers.Adam(1e-2),
+                            metrics={"topic": ["accuracy"]})
+    rng = np.random.default_rng(0)
+    xt, xm = rng.integers(0, 20, (48, 6)), rng.normal(size=(48, 4))
+    y1, y2 = xt[:, 0] % 3, xm[:, :1]
+    trainer = Trainer(program, seed=0)
+    h = trainer.fit([xt, xm], {"topic": y1, "score": y2}, epochs=15, batch_size=16, verbose=0).history
+    assert h["loss"][-1] < 0.7 * h["loss"][0]
+    np.testing.assert_allclose(h["loss"], np.array(h["topic_loss"]) + 0.5 * np.array(h["score_loss"]), rtol=1e-5)
+    pred = trainer.predict([xt, xm], verbose=0)
+    assert isinstance(pred, list) and pred[0].shape == (48, 3) and pred[1].shape == (48, 1)
