@@ -246,6 +246,8 @@ class Model:
     # ------------------------------------------------------------------ display
     def summary(self, print_fn=print):
         rows = [("Layer (type)", "Output Shape", "Param #")]
+        if len(self.inputs) > 1:        # as Keras, a model with several inputs lists them
+            rows += [(f"{n} (InputLayer)", str(t.shape), "0") for n, t in zip(self.input_names, self.inputs)]
         for t in self._nodes:
             if t.index:
                 continue    # a layer's further outputs (return_state) share its row

@@ -178,3 +178,18 @@ def test_the_issue_example_trains_end_to_end():
     np.testing.assert_allclose(h["loss"], np.array(h["topic_loss"]) + 0.5 * np.array(h["score_loss"]), rtol=1e-5)
     pred = trainer.predict([xt, xm], verbose=0)
     assert isinstance(pred, list) and pred[0].shape == (48, 3) and pred[1].shape == (48, 1)
+
+
+def test_export_has_every_input_and_output(tmp_path):
+    import onnxruntime as ort
+    trainer = Trainer(_program(_model()), seed=0)
+    xt, xm, y1, y2 = _data(5)
+    trainer.export(tmp_path / "m.onnx")
+    session = ort.InferenceSession(str(tmp_path / "m.onnx"), providers=["CPUExecutionProvider"])
+    assert [i.name for i in session.get_inputs()] == ["x/tokens", "x/meta"]
+    assert [o.name for o in session.get_outputs()] == ["y_pred/topic", "y_pred/score"]
+    topic, score = session.run(None, {"x/tokens": xt, "x/meta": xm})
+    pred = trainer.predict({"tokens": xt, "meta": xm}, verbose=0)
+    np.testing.assert_allclose(topic, pred["topic"], rtol=1e-12)
+    np.testing.assert_allclose(score, pred["score"], rtol=1e-12)
+    assert "tokens" in _model().summary(print_fn=None)
