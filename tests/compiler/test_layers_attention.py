@@ -87,6 +87,7 @@ def test_one_sgd_step_equals_numpy():
     check_sgd_step(_SelfAttention(mha), [Q], lambda x, *w: np_mha(x, x, *w))
     att = layers.Attention(use_scale=True)
     check_sgd_step(_SelfAttention(att), [Q], lambda x, s: softmax(s * x @ np.swapaxes(x, 1, 2)) @ x)
+    check_sgd_step(layers.PositionEmbedding(5), [Q], lambda x, table: np.broadcast_to(table[:3], x.shape))
     del inp
 
 
