@@ -45,9 +45,12 @@ _DERIVATIVES = {}           # (canonical expr, input index) -> stabilised deriva
 
 
 def _derivative(v, k, zero_at_kink):
-    """d v.expr / d v.inputs[k], cached over the expression with its inputs renamed: an
-    unrolled recurrence repeats one cell's expression T times over fresh symbols, and
-    sympy.diff is the costly part of the backward pass."""
+    """d v.expr / d v.inputs[k]. A node marked ``repeats`` (an unrolled recurrence's cell,
+    the same expression T times over fresh symbols) is differentiated once, cached over
+    the expression with its inputs renamed; renaming costs more than it saves elsewhere."""
+    if not v.attrs.get("repeats"):
+        d = _clean_derivative(sympy.diff(v.expr, v.inputs[k].sym), zero_at_kink)
+        return d if d.has(sympy.Derivative, sympy.Subs) or d == 0 else stabilize(d)
     while len(_CANON) < len(v.inputs):
         _CANON.append(sympy.Symbol(f"_ad_in{len(_CANON)}", real=True))
     canon = v.expr.xreplace({i.sym: _CANON[j] for j, i in enumerate(v.inputs)})

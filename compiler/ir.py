@@ -120,6 +120,11 @@ class Value:
         return f"<Value {self.name} op={self.op} shape={self.shape}>"
 
 
+def next_id():
+    """A bound on the ids of Values made from now on (every later Value's id is >= it)."""
+    return next(_ids) + 1
+
+
 def value_of(sym):
     """The Value a symbol stands for, or None for a symbol that is no IR value."""
     return sym.value if isinstance(sym, ValueSymbol) else None

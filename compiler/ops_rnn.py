@@ -69,8 +69,20 @@ def gru_step(x_gates, h_gates, h, activation, recurrent_activation, reset_after=
 
 
 def materialize(expr, name):
-    """An IR Value for a step's expression (stabilised as every layer's output is)."""
-    return build_ir(stabilize(sympy.sympify(expr)), name=name)
+    """An IR Value for a step's expression (stabilised as every layer's output is). Its
+    new elementwise nodes are marked ``repeats``: autodiff differentiates a cell's
+    expression once for all T steps."""
+    first = ir.next_id()
+    v = build_ir(stabilize(sympy.sympify(expr)), name=name)
+    stack = [v]
+    while stack:                   # only the nodes this call made: O(step), not O(graph)
+        u = stack.pop()
+        if u.id < first or u.attrs.get("repeats"):
+            continue
+        if u.op == "elementwise":
+            u.attrs["repeats"] = True
+        stack.extend(u.inputs)
+    return v
 
 
 def state(expr, name):

@@ -16,6 +16,8 @@ writing it by hand would, and keep every graph input and output name:
   ``Add``;
 - ``ReduceSum(keepdims=1)`` followed by the ``Reshape`` that drops the reduced axes
   becomes ``ReduceSum(keepdims=0)``;
+- a sum of zero-padded pieces that tile one axis (slice adjoints) becomes one
+  ``Concat`` (tidy_concat.py);
 - nodes and initializers nothing uses are dropped.
 """
 import numpy as np
@@ -25,6 +27,7 @@ from onnx.reference import ReferenceEvaluator
 from .onnx_graph import (attr as _attr, consumers as _consumers, infer as _infer, is_static as _is_static,
                          opset as _opset, rename_inputs as _rename_inputs, set_nodes as _set_nodes,
                          static_shapes as _static_shapes)
+from .tidy_concat import fuse_pad_sums
 from .tidy_gemm import fold_scaled_update, fuse_gemm
 
 _FOLD_LIMIT = 4096          # elements: larger constants stay computed (no bloated files)
@@ -56,6 +59,7 @@ def tidy(model):
         changed |= _merge_duplicates(model.graph)
         changed |= fuse_gemm(model)
         changed |= fold_scaled_update(model)
+        changed |= fuse_pad_sums(model)
         changed |= _squeeze_reductions(model)
         changed |= _single_dim_products(model)
         changed |= _integer_compare(model)
