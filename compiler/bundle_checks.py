@@ -129,11 +129,13 @@ def check_manifest(manifest, where):
 
     # data, hyper-parameters, random inputs, prediction
     data = manifest.get("data")
-    c.require(isinstance(data, dict) and isinstance(data.get("x"), dict), f"'data' is {data!r}",
-              "a map with at least an 'x' entry")
+    several = _check_io_lists(c, manifest)
+    c.require(isinstance(data, dict) and (isinstance(data.get("x"), dict) or several), f"'data' is {data!r}",
+              "a map with at least an 'x' entry (or, for several inputs and outputs, one per input and label)")
+    roles = {"x", "y", "sample_weight"} | (several or set())
     for role, spec in data.items():
-        c.require(role in ("x", "y", "sample_weight") and isinstance(spec, dict), f"data entry {role!r}: {spec!r}",
-                  "x, y and sample_weight entries with name, shape and dtype")
+        c.require(role in roles and isinstance(spec, dict), f"data entry {role!r}: {spec!r}",
+                  "x, y and sample_weight entries (or the inputs' and labels' names) with name, shape and dtype")
         claim(c.name(spec.get("name"), f"the name of data {role!r}"), f"data {role!r}")
         shape = c.shape(spec, f"data {role!r}", batch=True)
         c.require(len(shape) >= 1 and shape[0] == BATCH, f"data {role!r} has shape {shape!r}",
@@ -231,6 +233,38 @@ def check_layout(entries, size, where, container):
 # ------------------------------------------------------------------ graphs
 
 
+def _check_io_lists(c, manifest):
+    """The ``inputs`` / ``outputs`` lists of a program with several inputs or outputs
+    (compiler/program_io.py): the set of data names they declare, or None when the
+    bundle has one input and one output (its data is keyed x / y)."""
+    ins, outs = manifest.get("inputs"), manifest.get("outputs")
+    if ins is None and outs is None:
+        return None
+    c.require(isinstance(ins, list) and isinstance(outs, list) and ins and outs, f"'inputs' is {ins!r} and "
+              f"'outputs' is {outs!r}", "two non-empty lists of entries")
+    for e in ins + outs:
+        c.require(isinstance(e, dict), f"an input or output entry is {e!r}", "entries with name, shape and dtype")
+        c.name(e.get("name"), "an input's or output's name")
+        c.shape(e, f"input or output {e['name']!r}", batch=True)
+        c.dtype(e, f"input or output {e['name']!r}")
+    for e in outs:
+        labels = e.get("labels")
+        c.require(isinstance(labels, dict), f"output {e['name']!r} has labels {labels!r}", "a name, shape and dtype")
+        c.name(labels.get("name"), f"the labels of output {e['name']!r}")
+        c.shape(labels, f"the labels of output {e['name']!r}", batch=True)
+        c.dtype(labels, f"the labels of output {e['name']!r}")
+        c.require(e.get("key") is None or isinstance(e["key"], str), f"output {e['name']!r} has key {e['key']!r}",
+                  "a name")
+    if len(ins) == 1 and len(outs) == 1:
+        return None
+    return {e["name"] for e in ins} | {e["labels"]["name"] for e in outs}
+
+
+def _several_outputs(manifest):
+    outs = manifest.get("outputs")
+    return outs if isinstance(outs, list) and len(outs) > 1 else []
+
+
 def _value_type(vi):
     """(ONNX element type, [dims: int or None for symbolic]) of a graph input or output."""
     t = vi.type
@@ -266,14 +300,24 @@ def _graph_roles(manifest):
         outputs["metric/" + name] = ("metric", "float", [])
     pred = manifest.get("prediction") or {"name": "y_pred", "dtype": dtype, "shape": None}
     outputs[pred["name"]] = ("prediction", pred["dtype"], pred["shape"])
+    for o in _several_outputs(manifest):    # each output's prediction and unweighted loss
+        outputs[o["name"]] = ("prediction", o["dtype"], o["shape"])
+        outputs[f"metric/{o.get('key', o['name'])}_loss"] = ("metric", "float", [])
     return inputs, outputs
 
 
 def _contract(kind, manifest):
     """(inputs it must have, outputs it must have, output roles it must not have)."""
-    x, y = manifest["data"]["x"]["name"], (manifest["data"].get("y") or {}).get("name")
     trainable = [e["name"] for e in manifest.get("params", []) if e.get("trainable", True)]
-    data_in = {x} | ({y} if y else set())
+    several = manifest.get("inputs") if len(manifest.get("inputs") or []) > 1 or _several_outputs(manifest) else None
+    if several:
+        xs = {e["name"] for e in manifest["inputs"]}
+        data_in = xs | {o["labels"]["name"] for o in manifest["outputs"]}
+        preds = {o["name"] for o in manifest["outputs"]}
+    else:
+        x, y = manifest["data"]["x"]["name"], (manifest["data"].get("y") or {}).get("name")
+        xs, data_in = {x}, {x} | ({y} if y else set())
+        preds = {(manifest.get("prediction") or {}).get("name", "y_pred")}
     if kind in ("train_step", "train_loop"):
         return data_in, {"loss"} | {"next/" + p for p in trainable}, {"grad", "prediction"}
     if kind == "gradients":
@@ -282,7 +326,7 @@ def _contract(kind, manifest):
         return {"grad/" + p for p in trainable}, {"next/" + p for p in trainable}, {"loss", "metric", "prediction"}
     if kind == "eval":
         return data_in, {"loss"}, {"next", "grad", "prediction"}
-    return {x}, {(manifest.get("prediction") or {}).get("name", "y_pred")}, {"next", "grad", "loss"}
+    return xs, preds, {"next", "grad", "loss"}
 
 
 def check_graph(kind, data, manifest, where):
