@@ -133,13 +133,13 @@ def unroll(step, steps, states, name="rnn"):
     2-core machine under a load average of ~12, so times are rough):
 
         T    compile  train nodes  train KB  train steps/s  infer steps/s  Scan infer steps/s
-        16     2.4 s      1018        79         149            516            1014
-        64    16.6 s      3970       308          14             45              80
-        256  199   s     15874      1264           2              5              18
+        16     6.1 s       949        74          98            338             481
+        64    24.6 s      3592       285          16             72             140
+        256  123   s     14344      1168           3             13              36
 
     (Scan: the forward as one ONNX Scan, 20 nodes and 25 KB at every T.) Up to T = 64
-    the unrolled graph compiles in under 20 s and runs within 2x of a forward-only Scan;
-    at T = 256 it compiles in minutes and is 16k nodes, where a Scan lowering would stay
+    the unrolled graph compiles in tens of seconds and runs within 2x of a forward-only
+    Scan; at T = 256 it compiles in minutes and is 14k nodes, where a Scan lowering would stay
     constant. A Scan lowering needs a VJP rule emitting a reverse Scan whose body is the
     cell's derivative (and body-graph emission from IR); until then the recurrence is
     unrolled, one small node group per step, through the same IR, VJP rules and passes
