@@ -193,3 +193,28 @@ def test_export_has_every_input_and_output(tmp_path):
     np.testing.assert_allclose(topic, pred["topic"], rtol=1e-12)
     np.testing.assert_allclose(score, pred["score"], rtol=1e-12)
     assert "tokens" in _model().summary(print_fn=None)
+
+
+def test_a_tampered_several_output_bundle_is_refused(tmp_path):
+    """The untrusted-bundle checks hold for several inputs and outputs: an inference
+    graph swapped for the eval graph, or a label list that names no graph input."""
+    import os
+    import sys
+    sys.path.insert(0, os.path.join(os.path.dirname(__file__), os.pardir, "reliability"))
+    from tamper_kit import copy_bundle, tamper_bundle
+    from symgrad.compiler.errors import BundleError
+    _program(_model()).save(tmp_path / "b")
+
+    def swap(manifest, files):
+        files["inference.onnx"] = files["eval.onnx"]
+        manifest["graphs"]["inference"]["inputs"] = manifest["graphs"]["eval"]["inputs"]
+        manifest["graphs"]["inference"]["outputs"] = manifest["graphs"]["eval"]["outputs"]
+
+    def rename_label(manifest, files):
+        manifest["outputs"][1]["labels"]["name"] = "y/other"
+
+    for k, edit in enumerate((swap, rename_label)):
+        path = copy_bundle(tmp_path / "b", tmp_path / f"t{k}")
+        tamper_bundle(path, edit)
+        with pytest.raises(BundleError):
+            Trainer.load(path)
