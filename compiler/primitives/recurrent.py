@@ -5,7 +5,6 @@ gradient: autodiff carries elementwise gradients as lazy sympy expressions, and 
 an unrolled recurrence (c_t = f_t c_{t-1} + ...) that expression would otherwise grow
 with every step, T deep, instead of one small node per step.
 """
-import sympy
 
 from ..ir import Primitive, primitive
 

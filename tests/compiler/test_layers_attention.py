@@ -4,7 +4,7 @@ against finite differences, one SGD step against the NumPy update."""
 import numpy as np
 import pytest
 
-from symgrad.compiler import Input, Model, compile_model, layers, optimizers
+from symgrad.compiler import Input, Model, compile_model, layers
 from symgrad.compiler.errors import ParameterError, ShapeError
 from symgrad.runtime.trainer import Trainer
 
@@ -83,12 +83,10 @@ def test_mha_with_key_mask_and_causal_mask_in_a_model():
 
 def test_one_sgd_step_equals_numpy():
     mha = layers.MultiHeadAttention(num_heads=2, key_dim=2, name="mha")
-    inp = Input((3, 4))
     check_sgd_step(_SelfAttention(mha), [Q], lambda x, *w: np_mha(x, x, *w))
     att = layers.Attention(use_scale=True)
     check_sgd_step(_SelfAttention(att), [Q], lambda x, s: softmax(s * x @ np.swapaxes(x, 1, 2)) @ x)
     check_sgd_step(layers.PositionEmbedding(5), [Q], lambda x, table: np.broadcast_to(table[:3], x.shape))
-    del inp
 
 
 class _SelfAttention(layers.Layer):
