@@ -121,15 +121,16 @@ class Inputs:
         if not self.weighted:
             raise DataError("class_weight needs a sample_weight input; compile the program with sample_weight=True")
         labels = (y if y.ndim == 1 else y.argmax(-1)).astype(np.int64)
+        classes = self.classes.get(self.specs["y"].name)      # the one output's (None: not integer labels)
         # the table is sized by the classes (or the labels present), never by a key's value
-        n_classes = self.classes or (y.shape[-1] if y.ndim > 1 else int(labels.max()) + 1)
+        n_classes = classes or (y.shape[-1] if y.ndim > 1 else int(labels.max()) + 1)
         table = np.ones(n_classes)
         dtype = self.specs["sample_weight"].dtype
         largest = float(np.finfo(dtype).max)
         for k, v in class_weight.items():
             if isinstance(k, (bool, np.bool_)) or not isinstance(k, numbers.Integral) or k < 0 or (
-                    self.classes or y.ndim > 1) and k >= n_classes:
-                accepted = f"integers 0 to {n_classes - 1}" if (self.classes or y.ndim > 1) else "integers >= 0"
+                    classes or y.ndim > 1) and k >= n_classes:
+                accepted = f"integers 0 to {n_classes - 1}" if (classes or y.ndim > 1) else "integers >= 0"
                 raise ParameterError(f"class_weight has the key {k!r}, which is not a class index; accepted: "
                                      f"{accepted} (the class labels)")
             if isinstance(v, bool) or not isinstance(v, numbers.Real) or not 0 <= v <= largest:
