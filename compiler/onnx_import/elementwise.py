@@ -2,7 +2,7 @@
 come from sympy.diff, and chains of them fuse into one IR node."""
 import numpy as np
 import sympy
-from sympy import Piecewise, Max, Min, exp, sqrt
+from sympy import exp, sqrt
 
 from .. import ir
 from ..functions import sigmoid, softplus
@@ -11,6 +11,20 @@ from .context import Lazy, number
 from .registry import DIFFERENTIABLE, PASS_THROUGH, Sample, translates
 
 X = (3, 4)
+
+
+# unevaluated: sympy's Max/Min/Piecewise simplification is slow on the long fused
+# expressions of a real network (a BN+Relu of resnet50 took 70 ms), and buys nothing here
+def Max(*args):  # noqa: N802 - sympy's names
+    return sympy.Max(*args, evaluate=False)
+
+
+def Min(*args):  # noqa: N802
+    return sympy.Min(*args, evaluate=False)
+
+
+def Piecewise(*pairs):  # noqa: N802
+    return sympy.Piecewise(*pairs, evaluate=False)
 POS = dict(low=0.3, high=2.0)
 
 

@@ -19,8 +19,8 @@ def _axes_input(ctx, node, index=1):
     return None
 
 
-@translates("Constant", status=FOLDED, note="a constant; a float tensor of rank >= 1 is a weight (trainable unless "
-                                            "frozen)")
+@translates("Constant", status=FOLDED, note="a constant; float tensors of rank >= 1 become weights when named in "
+                                            "trainable=/frozen= or with constants_as_weights=True")
 def constant(ctx, node):
     from onnx import numpy_helper
     a = ctx.attrs(node)
