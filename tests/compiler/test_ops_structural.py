@@ -25,7 +25,7 @@ def np_conv_transpose(x, w, b, strides, pads, output_padding, dilations, groups)
     cog = w.shape[1]
     k = w.shape[2:]
     full = [(x.shape[2 + i] - 1) * strides[i] + dilations[i] * (k[i] - 1) + 1 + output_padding[i] for i in range(r)]
-    y = np.zeros((n, cog * groups) + tuple(full))
+    y = np.zeros((n, cog * groups) + tuple(full), dtype=np.result_type(x, w))
     cig = cin // groups
     for g in range(groups):
         for ci in range(g * cig, (g + 1) * cig):
@@ -258,7 +258,7 @@ def test_global_max_pool():
     check_op(ops.global_max_pool, [x], lambda x: x.max(axis=(2, 3)), shapes=[("N", 3, 2, 3)])
 
 
-def np_pool(x, kernel, strides, pads, dilations, ceil_mode, kind, count_include_pad=False):
+def np_pool(x, kernel, strides, pads, dilations, ceil_mode, kind, count_include_pad=False, maximum=np.maximum):
     """PyTorch's pooling, written out: windows start at -pad + o*s; with ceil_mode a last
     window may overhang the end padding but may not start in it; the average divides by
     the cells inside the input (or, with count_include_pad, inside the padded extent)."""
@@ -271,7 +271,7 @@ def np_pool(x, kernel, strides, pads, dilations, ceil_mode, kind, count_include_
         if ceil_mode and (o - 1) * strides[i] >= x.shape[2 + i] + pads[i]:
             o -= 1
         outs.append(o)
-    y = np.zeros(x.shape[:2] + tuple(outs))
+    y = np.zeros(x.shape[:2] + tuple(outs), dtype=x.dtype)
     for o in np.ndindex(*outs):
         vals, padded = [], 0
         for tap in np.ndindex(*kernel):
@@ -282,7 +282,7 @@ def np_pool(x, kernel, strides, pads, dilations, ceil_mode, kind, count_include_
                 padded += 1
         stack = np.stack(vals)
         if kind == "max":
-            y[(slice(None), slice(None)) + o] = stack.max(axis=0)
+            y[(slice(None), slice(None)) + o] = maximum.reduce(stack, axis=0)
         else:
             y[(slice(None), slice(None)) + o] = stack.sum(axis=0) / (len(vals) + (padded if count_include_pad else 0))
     return y
