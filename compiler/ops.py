@@ -221,7 +221,12 @@ TENSOR_FUNCTIONS = {
 from .ops_nn import (  # noqa: E402,F401
     Conv, MaxPool, AvgPool, GlobalAvgPool, Gather, Concat, Reshape, PADDINGS, conv, conv1d, conv2d, max_pool,
     max_pool1d, max_pool2d, avg_pool, avg_pool1d, avg_pool2d, global_avg_pool, gather, embedding_lookup, concat,
-    reshape, flatten)
+    reshape, flatten, ConvTranspose, conv_transpose)
+from .ops_tensor import (  # noqa: E402,F401
+    Transpose, StridedSlice, Pad, Tile, BroadcastTo, Resize, DepthToSpace, SpaceToDepth, GatherElements,
+    WindowSum, GlobalMaxPool,
+    transpose, slice, split, pad, tile, broadcast_to, expand, resize, depth_to_space, space_to_depth,
+    gather_elements, window_sum, global_max_pool, lrn, instance_norm, group_norm)
 
 
 class SparseSoftmaxCrossEntropy(TensorFunction):

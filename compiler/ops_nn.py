@@ -65,14 +65,20 @@ class Conv(_Structural):
     attr_names = ("strides", "padding", "pads", "dilations", "group", "spatial_rank")
 
 
+class ConvTranspose(_Structural):
+    ir_op, user_name = "conv_transpose", "conv_transpose"
+    attr_names = ("strides", "pads", "dilations", "group", "output_padding", "out_spatial")
+
+
 class MaxPool(_Structural):
     ir_op, user_name = "max_pool", "max_pool"
-    attr_names = ("kernel", "strides", "padding", "pads", "spatial_rank")
+    attr_names = ("kernel", "strides", "padding", "pads", "dilations", "ceil_mode", "spatial_rank")
 
 
 class AvgPool(_Structural):
     ir_op, user_name = "avg_pool", "avg_pool"
-    attr_names = ("kernel", "strides", "padding", "pads", "spatial_rank")
+    attr_names = ("kernel", "strides", "padding", "pads", "dilations", "ceil_mode", "count_include_pad",
+                  "spatial_rank")
 
 
 class GlobalAvgPool(_Structural):
@@ -132,17 +138,36 @@ def conv2d(x, w, b=None, strides=1, padding="valid", dilation=1, groups=1):
     return conv(x, w, b, strides, padding, dilation, groups, spatial_rank=2)
 
 
-def _pool(cls, owner, x, pool_size, strides, padding, spatial_rank):
+def conv_transpose(x, w, b=None, strides=1, pads=0, output_padding=0, dilations=1, groups=1):
+    """N-d transposed convolution (ONNX ConvTranspose, PyTorch ConvTranspose*d) of
+    x (N, C_in, *spatial) with w (C_in, C_out/groups, *kernel); b (C_out,) optional.
+    pads: one int, one per spatial dim, or begins-then-ends; the output is
+    (i - 1) s - pads + d (k - 1) + 1 + output_padding per spatial dim."""
+    owner = "conv_transpose"
+    tensors = (x, w) if b is None else (x, w, b)
+    return ConvTranspose.make(tensors, strides=_int_tuple(owner, "strides", strides, 1),
+                              pads=_int_tuple(owner, "pads", pads, 0),
+                              dilations=_int_tuple(owner, "dilations", dilations, 1),
+                              group=_int_tuple(owner, "groups", groups, 1)[0],
+                              output_padding=_int_tuple(owner, "output_padding", output_padding, 0),
+                              out_spatial=())
+
+
+def _pool(cls, owner, x, pool_size, strides, padding, spatial_rank, dilations=1, ceil_mode=False, **extra):
     kernel = _int_tuple(owner, "pool_size", pool_size, 1)
     mode, pads = _padding(owner, padding)
     if mode == "causal":
         raise ParameterError(f"{owner}: parameter 'padding' must be 'valid' or 'same', got 'causal'")
     strides = kernel if strides is None else _int_tuple(owner, "strides", strides, 1)
-    return cls.make((x,), kernel=kernel, strides=strides, padding=mode, pads=pads, spatial_rank=spatial_rank)
+    return cls.make((x,), kernel=kernel, strides=strides, padding=mode, pads=pads,
+                    dilations=_int_tuple(owner, "dilations", dilations, 1), ceil_mode=int(bool(ceil_mode)),
+                    spatial_rank=spatial_rank, **extra)
 
 
-def max_pool(x, pool_size=2, strides=None, padding="valid"):
-    return _pool(MaxPool, "max_pool", x, pool_size, strides, padding, 0)
+def max_pool(x, pool_size=2, strides=None, padding="valid", dilations=1, ceil_mode=False):
+    """Max pooling of x (N, C, *spatial). padding: 'valid', 'same' or explicit ints (one,
+    one per spatial dim, or ONNX's begins-then-ends; padded cells never win)."""
+    return _pool(MaxPool, "max_pool", x, pool_size, strides, padding, 0, dilations, ceil_mode)
 
 
 def max_pool1d(x, pool_size=2, strides=None, padding="valid"):
@@ -153,17 +178,19 @@ def max_pool2d(x, pool_size=2, strides=None, padding="valid"):
     return _pool(MaxPool, "max_pool2d", x, pool_size, strides, padding, 2)
 
 
-def avg_pool(x, pool_size=2, strides=None, padding="valid"):
-    """Average pooling; with 'same' padding the padded cells do not count (as Keras)."""
-    return _pool(AvgPool, "avg_pool", x, pool_size, strides, padding, 0)
+def avg_pool(x, pool_size=2, strides=None, padding="valid", dilations=1, ceil_mode=False,
+             count_include_pad=False):
+    """Average pooling; padded cells count only with count_include_pad (Keras: never)."""
+    return _pool(AvgPool, "avg_pool", x, pool_size, strides, padding, 0, dilations, ceil_mode,
+                 count_include_pad=int(bool(count_include_pad)))
 
 
 def avg_pool1d(x, pool_size=2, strides=None, padding="valid"):
-    return _pool(AvgPool, "avg_pool1d", x, pool_size, strides, padding, 1)
+    return _pool(AvgPool, "avg_pool1d", x, pool_size, strides, padding, 1, count_include_pad=0)
 
 
 def avg_pool2d(x, pool_size=2, strides=None, padding="valid"):
-    return _pool(AvgPool, "avg_pool2d", x, pool_size, strides, padding, 2)
+    return _pool(AvgPool, "avg_pool2d", x, pool_size, strides, padding, 2, count_include_pad=0)
 
 
 def global_avg_pool(x):

@@ -6,6 +6,7 @@ from . import reductions, softmax, shape_ops, linalg  # noqa: F401  (registratio
 from . import conv, pooling, gather, layout, custom  # noqa: F401,E402  (layers' structural ops)
 from . import metrics  # noqa: F401  (argmax, take_along_axis: non-differentiable, for metrics)
 from . import fused  # noqa: F401  (kernels the simplifier substitutes, e.g. sparse softmax CE)
+from . import axis_maps, resize, rearrange  # noqa: F401,E402  (pad, resize, tile, slices, depth_to_space)
 
 VJP_RULES = {name: prim.vjp for name, prim in PRIMITIVES.items()}
 

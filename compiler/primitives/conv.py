@@ -152,33 +152,77 @@ class Conv(Primitive):
                              spatial_rank=node.attrs["spatial_rank"])
 
 
+def transpose_out_spatial(spatial, kernel, strides, pads, dilations, output_padding):
+    """ONNX ConvTranspose's output size: (i - 1) s - pads + d (k - 1) + 1 + output_padding."""
+    r = len(spatial)
+    return tuple((spatial[i] - 1) * strides[i] - pads[i] - pads[r + i] + dilations[i] * (kernel[i] - 1) + 1
+                 + output_padding[i] for i in range(r))
+
+
 @primitive
 class ConvTranspose(Primitive):
-    """The adjoint of conv with respect to its input: conv_transpose(g, w) has the shape of
-    the conv's input (``out_spatial``). Emitted as ONNX ConvTranspose."""
+    """conv_transpose(x, w[, b]): the adjoint of conv with respect to its input, and ONNX's
+    ConvTranspose. w (C_in, C_out/group, *kernel) is the kernel of the conv it undoes; the
+    output spatial size is ``out_spatial`` when given (the conv's input, for its VJP), else
+    it follows from ``output_padding`` (each < its stride) as in ONNX."""
 
     name = "conv_transpose"
 
     def shape(self, inputs, attrs):
-        g, w = inputs
-        out_spatial = tuple(attrs["out_spatial"])
+        g, w = inputs[0], inputs[1]
+        r = g.rank - 2
+        if r < 1 or w.rank != r + 2:
+            raise ShapeError(f"conv_transpose expects an input (N, C, *spatial) and a kernel (C, out/groups, "
+                             f"*kernel) of the same rank, got {g.shape} and {w.shape}")
         kernel = tuple(w.shape[2:])
+        if attrs.get("out_spatial"):
+            out_spatial = tuple(attrs["out_spatial"])
+        else:
+            spatial = static_spatial(g, "conv_transpose")
+            strides = _per_dim(attrs.get("strides", (1,)), r, "strides", "conv_transpose")
+            dilations = _per_dim(attrs.get("dilations", (1,)), r, "dilations", "conv_transpose")
+            pads = resolve_pads("explicit", attrs.get("pads", (0,)), spatial, kernel, strides, dilations,
+                                "conv_transpose")
+            extra = _per_dim(attrs.get("output_padding", (0,)), r, "output_padding", "conv_transpose")
+            if any(not 0 <= e < max(s, d) for e, s, d in zip(extra, strides, dilations)):
+                raise ShapeError(f"conv_transpose: output_padding {extra} must be non-negative and smaller than "
+                                 f"the stride {strides} or the dilation {dilations}")
+            out_spatial = transpose_out_spatial(spatial, kernel, strides, pads, dilations, extra)
+            if any(o < 1 for o in out_spatial):
+                raise ShapeError(f"conv_transpose: pads {pads} leave no output for input {g.shape}")
+            attrs.update(strides=strides, dilations=dilations, pads=pads)
+        attrs.pop("output_padding", None)
         geo = geometry(attrs, out_spatial, kernel, "conv_transpose")
+        _check_channels("conv_transpose", None, w, 1)
+        if g.shape[1] != w.shape[0]:
+            raise ShapeError(f"conv_transpose: the input has {g.shape[1]} channels but the kernel {w.shape} takes "
+                             f"{w.shape[0]}")
+        if w.shape[0] % geo["group"]:
+            raise ShapeError(f"conv_transpose: {w.shape[0]} input channels are not divisible by groups={geo['group']}")
         if tuple(g.shape[2:]) != conv_out_spatial(out_spatial, kernel, geo, "conv_transpose"):
             raise ShapeError(f"conv_transpose: {g.shape} is not the conv output of spatial size {out_spatial}")
+        c_out = w.shape[1] * geo["group"]
+        if len(inputs) == 3 and tuple(inputs[2].shape) != (c_out,):
+            raise ShapeError(f"conv_transpose: the bias must have shape ({c_out},), got {inputs[2].shape}")
         attrs.update(geo)
-        return (g.shape[0], w.shape[1] * geo["group"]) + out_spatial
+        attrs["out_spatial"] = out_spatial
+        return (g.shape[0], c_out) + out_spatial
 
     def vjp(self, node, v, ad):
-        g, w = node.inputs
+        g, w = node.inputs[0], node.inputs[1]
         vv = ad.materialize(v, node)
         geo = _geom_kwargs(node)
         dg = ad.apply("conv", [vv, w], **geo)
         dw = ad.apply("conv_grad_weight", [vv, g], kernel=tuple(w.shape[2:]), **geo)
-        return [dg.sym, dw.sym]
+        out = [dg.sym, dw.sym]
+        if len(node.inputs) == 3:  # bias: sum over batch and space
+            axes = (0,) + tuple(range(2, node.rank))
+            s = ad.apply("reduce_sum", [vv], axes=axes)
+            out.append(ad.apply("squeeze", [s], axes=axes).sym)
+        return out
 
     def emit(self, b, node, ins):
-        g, w = node.inputs
+        g, w = node.inputs[0], node.inputs[1]
         a, r = node.attrs, len(node.attrs["out_spatial"])
         # the rows of the input that no output window reached come back as output_padding
         extra = [a["out_spatial"][i] - ((g.shape[2 + i] - 1) * a["strides"][i] + (w.shape[2 + i] - 1)
@@ -188,7 +232,9 @@ class ConvTranspose(Primitive):
                       output_padding=extra, **_onnx_geom(node))
 
     def to_sympy(self, node, args):
-        return sympy.Function("conv_transpose")(*args)
+        return ops.ConvTranspose.make(args, strides=node.attrs["strides"], pads=node.attrs["pads"],
+                                      dilations=node.attrs["dilations"], group=node.attrs["group"],
+                                      out_spatial=node.attrs["out_spatial"])
 
 
 @primitive

@@ -4,7 +4,7 @@ import sympy
 from onnx import TensorProto, helper
 
 from .. import ops
-from ..errors import ShapeError
+from ..errors import OpsetError, ShapeError
 from ..ir import Primitive, primitive
 
 # ScatterND learnt reduction='add' at opset 16; before that, one_hot(ids)^T @ g
@@ -82,3 +82,87 @@ class ScatterAdd(Primitive):
 
 def _zero_tensor(b):
     return helper.make_tensor("zero", b.float_type, [1], [0.0])
+
+
+# ScatterElements learnt reduction='add' at opset 16; before that, a one-hot contraction
+def _axis_of(x, attrs, op):
+    axis = int(attrs.get("axis", 0))
+    if not -x.rank <= axis < x.rank:
+        raise ShapeError(f"{op}: axis {axis} is out of range for {x.shape}")
+    return axis % x.rank
+
+
+@primitive
+class GatherElements(Primitive):
+    """gather_elements(x, idx): y[..i..] = x[..idx[..i..]..] along ``axis`` (ONNX
+    GatherElements; negative indices count from the end). y has idx's shape."""
+
+    name = "gather_elements"
+
+    def shape(self, inputs, attrs):
+        x, idx = inputs
+        if idx.rank != x.rank:
+            raise ShapeError(f"gather_elements: indices {idx.shape} must have the rank of the data {x.shape}")
+        attrs["axis"] = axis = _axis_of(x, attrs, "gather_elements")
+        if not isinstance(x.shape[axis], int):
+            raise ShapeError(f"gather_elements: the gathered axis {axis} of {x.shape} must be static")
+        return tuple(idx.shape)
+
+    def vjp(self, node, g, ad):
+        x, idx = node.inputs
+        return [ad.apply("scatter_elements_add", [idx, ad.materialize(g, node), x], axis=node.attrs["axis"]).sym,
+                None]
+
+    def emit(self, b, node, ins):
+        return b.node("GatherElements", [ins[0], _int_ids(b, node, node.inputs[1], ins[1])], hint=node.name,
+                      axis=node.attrs["axis"])
+
+    def to_sympy(self, node, args):
+        return sympy.Function("gather_elements")(*args)
+
+
+@primitive
+class ScatterElementsAdd(Primitive):
+    """scatter_elements_add(idx, updates, like): zeros shaped like ``like`` with each update
+    added at its index along ``axis`` (repeated indices accumulate)."""
+
+    name = "scatter_elements_add"
+
+    def shape(self, inputs, attrs):
+        idx, upd, like = inputs
+        if tuple(idx.shape) != tuple(upd.shape):
+            raise ShapeError(f"scatter_elements_add: updates {upd.shape} must have the indices' shape {idx.shape}")
+        attrs["axis"] = _axis_of(like, attrs, "scatter_elements_add")
+        return tuple(like.shape)
+
+    def vjp(self, node, v, ad):
+        idx = node.inputs[0]
+        return [None, ad.apply("gather_elements", [ad.materialize(v, node), idx], axis=node.attrs["axis"]).sym, None]
+
+    def emit(self, b, node, ins):
+        idx_v, upd_v, like = node.inputs
+        h, axis = node.name, node.attrs["axis"]
+        ids = _int_ids(b, node, idx_v, ins[0])
+        if b.opset >= _SCATTER_ADD_SINCE:
+            zero = b.node("ConstantOfShape", [b.node("Shape", [ins[2]], hint=h + "/shape")], hint=h + "/zeros",
+                          value=_zero_tensor(b))
+            return b.node("ScatterElements", [zero, ids, ins[1]], hint=h, axis=axis, reduction="add")
+        if tuple(idx_v.shape[:axis] + idx_v.shape[axis + 1:]) != tuple(like.shape[:axis] + like.shape[axis + 1:]):
+            raise OpsetError(f"the gradient of gather_elements with indices {idx_v.shape} smaller than the data "
+                             f"{like.shape} off the gathered axis needs opset >= {_SCATTER_ADD_SINCE}; "
+                             f"got opset {b.opset}")
+        n = like.shape[axis]
+        # dx[.., j, ..] = sum_i g[.., i, ..] * (idx[.., i, ..] mod n == j): contract a one-hot on a new last axis
+        wrapped = b.node("Mod", [b.node("Add", [ids, b.const_i64([n])], hint=h + "/shift"), b.const_i64([n])],
+                         hint=h + "/wrap")
+        hot = b.node("Equal", [b.node("Unsqueeze", [wrapped, b.const_i64([-1])], hint=h + "/col"),
+                               b.const_i64(list(range(n)), hint=h + "/positions")], hint=h + "/eq")
+        hot = b.node("Cast", [hot], hint=h + "/onehot", to=b.float_type)
+        spread = b.node("Mul", [hot, b.node("Unsqueeze", [ins[1], b.const_i64([-1])], hint=h + "/g")], hint=h + "/spread")
+        summed = b.reduce("ReduceSum", spread, (axis,), False, h + "/sum")        # the new axis is now last
+        r = like.rank
+        perm = list(range(axis)) + [r - 1] + list(range(axis, r - 1))
+        return b.node("Transpose", [summed], hint=h, perm=perm)
+
+    def to_sympy(self, node, args):
+        return sympy.Function("scatter_elements_add")(*args)

@@ -44,7 +44,11 @@ class Transpose(Primitive):
     name = "transpose"
 
     def shape(self, inputs, attrs):
-        perm = tuple(attrs["perm"])
+        perm = tuple(int(p) for p in attrs["perm"])
+        if sorted(perm) != list(range(inputs[0].rank)):
+            raise ShapeError(f"transpose: perm {perm} is not a permutation of the {inputs[0].rank} axes of "
+                             f"{inputs[0].shape}")
+        attrs["perm"] = perm
         return tuple(inputs[0].shape[p] for p in perm)
 
     def vjp(self, node, g, ad):
@@ -56,7 +60,9 @@ class Transpose(Primitive):
         return b.node("Transpose", ins, hint=node.name, perm=list(node.attrs["perm"]))
 
     def to_sympy(self, node, args):
-        return args[0].T if hasattr(args[0], "T") else args[0]
+        if hasattr(args[0], "T"):
+            return args[0].T
+        return ops.Transpose.make(args, perm=node.attrs["perm"])
 
 
 @primitive

@@ -15,6 +15,9 @@ from .conv import conv_out_spatial, resolve_pads, static_spatial, _per_dim
 
 
 def _pool_geometry(inputs, attrs, op):
+    """Normalise kernel / strides / pads / dilations / ceil_mode against the input; returns
+    (spatial, out). ``conv_pads`` holds the pads extended at the end so that ceil_mode's
+    last window fits a floor-mode Conv (its cells lie outside the input: never counted)."""
     x = inputs[0]
     r = x.rank - 2
     want = int(attrs.get("spatial_rank", 0) or 0)
@@ -23,28 +26,42 @@ def _pool_geometry(inputs, attrs, op):
                          f"{'' if want != 2 else ' with height and width'}, got {x.shape}")
     spatial = static_spatial(x, op)
     kernel = _per_dim(attrs["kernel"], r, "pool_size", op)
-    strides = _per_dim(attrs.get("strides", kernel), r, "strides", op)
+    strides = _per_dim(attrs.get("strides") or kernel, r, "strides", op)
+    dilations = _per_dim(attrs.get("dilations") or (1,), r, "dilations", op)
     pads = resolve_pads(attrs.get("padding", "explicit"), attrs.get("pads", (0,)), spatial, kernel, strides,
-                        (1,) * r, op)
-    if any(pads[i] >= kernel[i] or pads[r + i] >= kernel[i] for i in range(r)):
+                        dilations, op)
+    span = [d * (k - 1) + 1 for k, d in zip(kernel, dilations)]
+    if any(pads[i] >= span[i] or pads[r + i] >= span[i] for i in range(r)):
         raise ShapeError(f"{op}: padding {pads} must be smaller than the window {kernel}")
-    geo = {"strides": strides, "pads": pads, "dilations": (1,) * r, "group": 1}
-    out = conv_out_spatial(spatial, kernel, geo, op, what="window")
-    attrs.update({"kernel": kernel, "strides": strides, "pads": pads, "padding": "explicit", "spatial_rank": r})
-    return spatial, out
-
-
-def _window_mask(spatial, kernel, strides, pads):
-    """(prod(kernel), *out) with 1 where that tap of that window lies inside the input."""
-    r = len(spatial)
-    geo = {"strides": strides, "pads": pads, "dilations": (1,) * r, "group": 1}
-    out = conv_out_spatial(spatial, kernel, geo, "pool")
-    axes = []
+    ceil_mode = bool(attrs.get("ceil_mode", False))
+    out, ends = [], []
     for i in range(r):
-        pos = np.arange(out[i])[None, :] * strides[i] + np.arange(kernel[i])[:, None] - pads[i]  # (k, o)
-        axes.append((pos >= 0) & (pos < spatial[i]))
+        room = spatial[i] + pads[i] + pads[r + i] - span[i]
+        if room < 0:
+            raise ShapeError(f"{op}: the window {kernel} does not fit the input {spatial} padded by {pads}")
+        o = (-(-room // strides[i]) if ceil_mode else room // strides[i]) + 1
+        if ceil_mode and (o - 1) * strides[i] >= spatial[i] + pads[i]:
+            o -= 1  # a window may not start in the end padding (PyTorch's and onnxruntime's rule)
+        out.append(o)
+        ends.append(max(pads[r + i], (o - 1) * strides[i] + span[i] - spatial[i] - pads[i]))
+    attrs.update({"kernel": kernel, "strides": strides, "pads": pads, "dilations": dilations, "padding": "explicit",
+                  "ceil_mode": ceil_mode, "spatial_rank": r, "conv_pads": tuple(pads[:r]) + tuple(ends)})
+    return spatial, tuple(out)
+
+
+def _window_mask(spatial, kernel, strides, pads, dilations=None, lo=None, hi=None):
+    """(prod(kernel), *out) with 1 where that tap of that window lies in [lo, hi) on every
+    axis (default: inside the input)."""
+    r = len(spatial)
+    dilations = dilations or (1,) * r
+    geo = {"strides": strides, "pads": pads, "dilations": dilations, "group": 1}
+    out = conv_out_spatial(spatial, kernel, geo, "pool")
+    lo = lo or (0,) * r
+    hi = hi or tuple(spatial)
     mask = np.ones(tuple(kernel) + tuple(out), dtype=bool)
-    for i, m in enumerate(axes):
+    for i in range(r):
+        pos = np.arange(out[i])[None, :] * strides[i] + np.arange(kernel[i])[:, None] * dilations[i] - pads[i]
+        m = (pos >= lo[i]) & (pos < hi[i])                                  # (k, o)
         shape = [1] * (2 * r)
         shape[i], shape[r + i] = m.shape
         mask = mask & m.reshape(shape)
@@ -63,16 +80,41 @@ def _back_to_channels(b, name, like, hint):
 def _scatter_back(b, node, gp, kernel_w, x):
     """ConvTranspose of window-shaped values gp back onto the input grid."""
     a, r = node.attrs, x.rank - 2
-    o = conv_out_spatial(tuple(x.shape[2:]), a["kernel"], {"strides": a["strides"], "pads": a["pads"],
-                                                           "dilations": (1,) * r}, "pool")
-    extra = [x.shape[2 + i] - ((o[i] - 1) * a["strides"][i] + a["kernel"][i] - a["pads"][i] - a["pads"][r + i])
-             for i in range(r)]
+    pads, dil = a["conv_pads"], a["dilations"]
+    o = conv_out_spatial(tuple(x.shape[2:]), a["kernel"], {"strides": a["strides"], "pads": pads,
+                                                           "dilations": dil}, "pool")
+    extra = [x.shape[2 + i] - ((o[i] - 1) * a["strides"][i] + dil[i] * (a["kernel"][i] - 1) + 1 - pads[i]
+                               - pads[r + i]) for i in range(r)]
     return b.node("ConvTranspose", [gp, kernel_w], hint=node.name + "/scatter", kernel_shape=list(a["kernel"]),
-                  strides=list(a["strides"]), pads=list(a["pads"]), output_padding=extra)
+                  strides=list(a["strides"]), pads=list(pads), dilations=list(dil), output_padding=extra)
+
+
+def _windows(b, node, xname, x, kernel_w, h):
+    """Conv of the per-channel input with a kernel over every window (conv_pads geometry)."""
+    a = node.attrs
+    xr = _per_channel(b, xname, h + "/x", x.rank - 2, x.shape[2:])
+    return b.node("Conv", [xr, kernel_w], hint=h + "/windows", kernel_shape=list(a["kernel"]),
+                  strides=list(a["strides"]), pads=list(a["conv_pads"]), dilations=list(a["dilations"]))
+
+
+_POOL_ATTRS = ("kernel", "strides", "pads", "dilations", "ceil_mode", "spatial_rank")
 
 
 def _pool_kwargs(node):
-    return {k: node.attrs[k] for k in ("kernel", "strides", "pads", "spatial_rank")}
+    out = {k: node.attrs[k] for k in _POOL_ATTRS}
+    if "count_include_pad" in node.attrs:
+        out["count_include_pad"] = node.attrs["count_include_pad"]
+    return out
+
+
+def _onnx_pool(node):
+    a = node.attrs
+    out = {"kernel_shape": list(a["kernel"]), "strides": list(a["strides"]), "pads": list(a["pads"])}
+    if a["ceil_mode"]:
+        out["ceil_mode"] = 1
+    if any(d != 1 for d in a["dilations"]):
+        out["dilations"] = list(a["dilations"])
+    return out
 
 
 @primitive
@@ -87,9 +129,7 @@ class MaxPool(Primitive):
         return [ad.apply("max_pool_grad", [node.inputs[0], ad.materialize(g, node)], **_pool_kwargs(node)).sym]
 
     def emit(self, b, node, ins):
-        a = node.attrs
-        return b.node("MaxPool", ins, hint=node.name, kernel_shape=list(a["kernel"]), strides=list(a["strides"]),
-                      pads=list(a["pads"]))
+        return b.node("MaxPool", ins, hint=node.name, **_onnx_pool(node))
 
     def to_sympy(self, node, args):
         return ops.MaxPool.make(args, **{**_pool_kwargs(node), "padding": "explicit"})
@@ -115,10 +155,8 @@ class MaxPoolGrad(Primitive):
         taps = int(np.prod(kernel))
         eye = np.eye(taps).reshape((taps, 1) + tuple(kernel))
         eye = b.const(eye, hint=h + "/taps")
-        xr = _per_channel(b, ins[0], h + "/x", r, x.shape[2:])
-        patches = b.node("Conv", [xr, eye], hint=h + "/windows", kernel_shape=list(kernel),
-                         strides=list(a["strides"]), pads=list(a["pads"]))           # (N*C, taps, *out)
-        inside = _window_mask(tuple(x.shape[2:]), kernel, a["strides"], a["pads"])
+        patches = _windows(b, node, ins[0], x, eye, h)                               # (N*C, taps, *out)
+        inside = _window_mask(tuple(x.shape[2:]), kernel, a["strides"], a["conv_pads"], a["dilations"])
         if not inside.all():  # padded taps must never win (ONNX MaxPool pads with -inf)
             patches = b.node("Where", [b.const_bool(inside[None]), patches, b.const(-np.inf)], hint=h + "/inside")
         top = b.reduce("ReduceMax", patches, (1,), True, h + "/max")
@@ -133,26 +171,42 @@ class MaxPoolGrad(Primitive):
         return sympy.Function("max_pool_grad")(*args)
 
 
-def _counts(spatial, kernel, strides, pads):
-    """How many input cells each window covers (padding not counted)."""
-    return _window_mask(spatial, kernel, strides, pads).sum(axis=0).astype(float)
+def _counts(node, spatial):
+    """The divisor of each window: the input cells it covers, or with count_include_pad
+    also the cells of the explicit padding (never ceil_mode's overhang), as onnxruntime
+    and PyTorch divide."""
+    a, r = node.attrs, len(spatial)
+    lo = hi = None
+    if a.get("count_include_pad"):
+        lo = tuple(-p for p in a["pads"][:r])
+        hi = tuple(n + p for n, p in zip(spatial, a["pads"][r:]))
+    return _window_mask(spatial, a["kernel"], a["strides"], a["conv_pads"], a["dilations"], lo, hi).sum(axis=0) \
+        .astype(float)
 
 
 @primitive
 class AvgPool(Primitive):
     name = "avg_pool"
 
-    def shape(self, inputs, attrs):
-        _, out = _pool_geometry(inputs, attrs, "avg_pool")
-        return tuple(inputs[0].shape[:2]) + out
-
     def vjp(self, node, g, ad):
         return [ad.apply("avg_pool_grad", [ad.materialize(g, node), node.inputs[0]], **_pool_kwargs(node)).sym]
 
+    def shape(self, inputs, attrs):
+        attrs["count_include_pad"] = bool(attrs.get("count_include_pad", False))
+        _, out = _pool_geometry(inputs, attrs, "avg_pool")
+        return tuple(inputs[0].shape[:2]) + out
+
     def emit(self, b, node, ins):
-        a = node.attrs
-        return b.node("AveragePool", ins, hint=node.name, kernel_shape=list(a["kernel"]),
-                      strides=list(a["strides"]), pads=list(a["pads"]), count_include_pad=0)
+        a, x = node.attrs, node.inputs[0]
+        if any(d != 1 for d in a["dilations"]) and b.opset < 19:  # AveragePool has dilations from opset 19
+            h = node.name
+            ones = b.const(np.ones((1, 1) + tuple(a["kernel"])), hint=h + "/window")
+            sums = _windows(b, node, ins[0], x, ones, h)
+            mean = b.node("Div", [sums, b.const(_counts(node, tuple(x.shape[2:])), hint=h + "/counts")],
+                          hint=h + "/mean")
+            return _back_to_channels(b, mean, node, h)
+        return b.node("AveragePool", ins, hint=node.name, count_include_pad=int(a["count_include_pad"]),
+                      **_onnx_pool(node))
 
     def to_sympy(self, node, args):
         return ops.AvgPool.make(args, **{**_pool_kwargs(node), "padding": "explicit"})
@@ -165,6 +219,7 @@ class AvgPoolGrad(Primitive):
     name = "avg_pool_grad"
 
     def shape(self, inputs, attrs):
+        attrs["count_include_pad"] = bool(attrs.get("count_include_pad", False))
         _pool_geometry([inputs[1]], attrs, "avg_pool_grad")
         return inputs[1].shape
 
@@ -174,7 +229,7 @@ class AvgPoolGrad(Primitive):
     def emit(self, b, node, ins):
         g, x = node.inputs
         a, h, r = node.attrs, node.name, x.rank - 2
-        counts = _counts(tuple(x.shape[2:]), a["kernel"], a["strides"], a["pads"])
+        counts = _counts(node, tuple(x.shape[2:]))
         scaled = b.node("Div", [ins[0], b.const(counts, hint=h + "/counts")], hint=h + "/mean_share")
         gr = _per_channel(b, scaled, h + "/g", r, g.shape[2:])
         ones = b.const(np.ones((1, 1) + tuple(a["kernel"])), hint=h + "/window")
@@ -209,3 +264,33 @@ class GlobalAvgPool(Primitive):
 
     def to_sympy(self, node, args):
         return ops.GlobalAvgPool.make(args)
+
+
+@primitive
+class GlobalMaxPool(Primitive):
+    """Max over every spatial axis: (N, C, *S) -> (N, C); ties share the gradient evenly."""
+
+    name = "global_max_pool"
+
+    def shape(self, inputs, attrs):
+        x = inputs[0]
+        if x.rank < 3:
+            raise ShapeError(f"global_max_pool expects an input of shape (batch, channels, ...), got {x.shape}")
+        static_spatial(x, "global_max_pool")
+        return tuple(x.shape[:2])
+
+    def vjp(self, node, g, ad):
+        x = node.inputs[0]
+        axes = tuple(range(2, x.rank))
+        top = ad.apply("unsqueeze", [node], axes=axes)
+        mask = sympy.Piecewise((1, sympy.Eq(x.sym, top.sym)), (0, True))
+        ties = ad.apply("reduce_sum", [ad.ew(mask)], axes=axes, keepdims=True)
+        gu = ad.apply("unsqueeze", [ad.materialize(g, node)], axes=axes)
+        return [gu.sym * mask / ties.sym]
+
+    def emit(self, b, node, ins):
+        pooled = b.node("GlobalMaxPool", ins, hint=node.name + "/pool")
+        return b.node("Squeeze", [pooled, b.const_i64(list(range(2, node.inputs[0].rank)))], hint=node.name)
+
+    def to_sympy(self, node, args):
+        return ops.GlobalMaxPool.make(args)
