@@ -129,7 +129,8 @@ class Model:
         if self.output_structure == "dict":
             self.output_names = out_keys
         else:               # Keras names an output after the layer that made it
-            self.output_names = [o.layer.name if o.layer is not None else self.input_names[0] for o in outs]
+            self.output_names = [(o.layer.name + (f"_{o.index}" if o.index else "")) if o.layer is not None
+                                 else self.input_names[0] for o in outs]
             if len(outs) > 1 and len(set(self.output_names)) != len(self.output_names):
                 raise ParameterError(f"Model: two outputs come from the same layer ({self.output_names}); pass "
                                      "outputs as a dict {name: tensor} to name them")
