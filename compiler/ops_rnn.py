@@ -111,7 +111,7 @@ def unroll(step, steps, states, name="rnn"):
     out = []
     for t, x_t in enumerate(steps):
         new = step(x_t, states)
-        values = [materialize(e, f"{name}/t{t}") for e in new]
+        values = [ir.apply("step_state", [materialize(e, f"{name}/t{t}")], name=f"{name}/t{t}") for e in new]
         states = [v.sym for v in values]
         out.append(values)
     return out

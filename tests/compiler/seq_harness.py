@@ -78,3 +78,25 @@ def check_sgd_step(layer, xs, forward, lr=0.1, seed=0):
     for name, w, g, new in zip(trainer.weight_names, weights, [grads[i] for i in range(len(weights))],
                                trainer.get_weights()):
         np.testing.assert_allclose(new, w - lr * g, rtol=1e-6, atol=1e-8, err_msg=name)
+
+
+def softmax(z):
+    e = np.exp(z - z.max(-1, keepdims=True))
+    return e / e.sum(-1, keepdims=True)
+
+
+def np_mha(query, value, qk, qb, kk, kb, vk, vb, ok, ob, key=None, mask=None, causal=False):
+    """Keras MultiHeadAttention: einsum projections with kernels (dim, heads, size)."""
+    key = value if key is None else key
+    q = np.einsum("abc,cde->abde", query, qk) + qb
+    k = np.einsum("abc,cde->abde", key, kk) + kb
+    v = np.einsum("abc,cde->abde", value, vk) + vb
+    q = q / np.sqrt(qk.shape[-1])
+    scores = np.einsum("aecd,abcd->acbe", k, q)                     # (N, heads, T, S)
+    allow = np.ones(scores.shape[-2:])
+    if causal:
+        allow = np.tril(allow)
+    allow = allow[None, None] if mask is None else allow * mask[:, None]
+    scores = scores + (1.0 - allow) * -1e9
+    context = np.einsum("acbe,aecd->abcd", softmax(scores), v)      # (N, T, heads, vd)
+    return np.einsum("abcd,cde->abe", context, ok) + ob
