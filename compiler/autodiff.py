@@ -40,6 +40,29 @@ def _no_derivative(v, inp):
         "expressions built from differentiable functions, with comparisons only as where()/Piecewise conditions")
 
 
+_CANON = []                 # placeholder symbols standing for a node's inputs, in input order
+_DERIVATIVES = {}           # (canonical expr, input index) -> stabilised derivative
+
+
+def _derivative(v, k, zero_at_kink):
+    """d v.expr / d v.inputs[k], cached over the expression with its inputs renamed: an
+    unrolled recurrence repeats one cell's expression T times over fresh symbols, and
+    sympy.diff is the costly part of the backward pass."""
+    while len(_CANON) < len(v.inputs):
+        _CANON.append(sympy.Symbol(f"_ad_in{len(_CANON)}", real=True))
+    canon = v.expr.xreplace({i.sym: _CANON[j] for j, i in enumerate(v.inputs)})
+    key = (canon, k, zero_at_kink)
+    d = _DERIVATIVES.get(key)
+    if d is None:
+        d = _clean_derivative(sympy.diff(canon, _CANON[k]), zero_at_kink)
+        if not d.has(sympy.Derivative, sympy.Subs) and d != 0:
+            d = stabilize(d)
+        if len(_DERIVATIVES) > 20000:
+            _DERIVATIVES.clear()
+        _DERIVATIVES[key] = d
+    return d.xreplace({_CANON[j]: i.sym for j, i in enumerate(v.inputs)})
+
+
 class Autodiff:
     """Helper handed to VJP rules; names the nodes it makes under ``scope``."""
 
@@ -121,15 +144,15 @@ def _backward(output, wrt, seed, ad):
             continue
         if v.op == "elementwise":
             zero_at_kink = _kinks_against_constants(v.expr)
-            for inp in v.inputs:
+            for k, inp in enumerate(v.inputs):
                 if inp.id not in needed:
                     continue
-                d = _clean_derivative(sympy.diff(v.expr, inp.sym), zero_at_kink)
+                d = _derivative(v, k, zero_at_kink)
                 if d.has(sympy.Derivative, sympy.Subs):
                     raise _no_derivative(v, inp)
                 if d == 0:
                     continue
-                accumulate(inp, ad.sum_to(stabilize(d) * g, v, inp))
+                accumulate(inp, ad.sum_to(d * g, v, inp))
             continue
         rule = VJP_RULES.get(v.op)
         if rule is None:

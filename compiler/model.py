@@ -4,6 +4,8 @@ A model is a graph of layer applications; ``trace(x_value, training)`` turns it 
 once per graph kind (docs/internals.md section 2): the program builder binds each
 ``Weight.value`` and ``RandomInput.value`` to a graph input of the same name.
 """
+import re
+
 import numpy as np
 
 from . import ir
@@ -14,11 +16,12 @@ DTYPES = ("float32", "int64")
 
 
 class Trace:
-    """output: Value; weights: [Weight] in layer order; updates: {weight name: Value};
-    random_inputs: [RandomInput]."""
+    """output: Value (the first output); outputs: [Value], one per model output; weights:
+    [Weight] in layer order; updates: {weight name: Value}; random_inputs: [RandomInput]."""
 
-    def __init__(self, output, weights, updates, random_inputs):
+    def __init__(self, output, weights, updates, random_inputs, outputs=None):
         self.output, self.weights, self.updates, self.random_inputs = output, weights, updates, random_inputs
+        self.outputs = list(outputs) if outputs is not None else [output]
 
     def __repr__(self):
         return (f"<Trace output={self.output.shape} weights={len(self.weights)} updates={list(self.updates)} "
@@ -28,11 +31,15 @@ class Trace:
 class SymbolicTensor:
     """What ``Input`` and a layer called on symbolic tensors return (Keras' KerasTensor)."""
 
-    def __init__(self, shape, dtype="float32", layer=None, inputs=(), name=None):
+    def __init__(self, shape, dtype="float32", layer=None, inputs=(), name=None, call=None, index=None):
         self.shape, self.dtype, self.layer, self.inputs, self.name = tuple(shape), dtype, layer, tuple(inputs), name
+        # one layer application may give several tensors (an RNN's return_state): they share
+        # ``call`` (the keyword arguments of that application) and differ by ``index``
+        self.call = call if call is not None else {}
+        self.index = index
 
     @classmethod
-    def from_layer_call(cls, layer, inputs):
+    def from_layer_call(cls, layer, inputs, call_kwargs=None):
         many = isinstance(inputs, (list, tuple))
         items = list(inputs) if many else [inputs]
         if not items or not all(isinstance(t, SymbolicTensor) for t in items):
@@ -44,7 +51,10 @@ class SymbolicTensor:
             raise ParameterError(f"layer {layer.name!r} takes a list of inputs")
         shape = [t.shape for t in items] if many else items[0].shape
         out = layer.ensure_built(shape)
-        return cls(out, "float32", layer, items)
+        call = dict(call_kwargs or {})
+        if layer.n_outputs == 1:
+            return cls(out, "float32", layer, items, call=call)
+        return [cls(o, "float32", layer, items, call=call, index=k) for k, o in enumerate(out)]
 
     def __repr__(self):
         return f"<SymbolicTensor shape={self.shape} dtype={self.dtype}{' from ' + self.layer.name if self.layer else ''}>"
@@ -58,6 +68,20 @@ def Input(shape, dtype="float32", name=None):  # noqa: N802 - Keras' spelling
     if dtype not in DTYPES:
         raise ParameterError(f"Input: 'dtype' must be one of {', '.join(map(repr, DTYPES))}, got {dtype!r}")
     return SymbolicTensor((None,) + tuple(int(d) for d in shape), dtype, name=name)
+
+
+def _structure(what, items, default_name):
+    """(tensors, names, kind) of Model's inputs or outputs: one tensor, a list or a dict."""
+    if isinstance(items, dict):
+        if not items or not all(isinstance(k, str) and re.fullmatch(r"[A-Za-z_][\w.-]*", k) for k in items):
+            raise ParameterError(f"Model: the {what} dict needs names (letters, digits, '_', '.', '-') as keys, got "
+                                 f"{list(items)!r}")
+        return list(items.values()), list(items), "dict"
+    if isinstance(items, (list, tuple)):
+        if not items:
+            raise ParameterError(f"Model: {what} is an empty list")
+        return list(items), [default_name(t, k) for k, t in enumerate(items)], ("list" if len(items) > 1 else "single")
+    return [items], [default_name(items, 0)], "single"
 
 
 def _nodes(outputs):
@@ -81,25 +105,35 @@ class Model:
     """A functional model: Model(inputs=Input(...), outputs=tensor)."""
 
     def __init__(self, inputs, outputs, name=None, seed=None):
-        self.inputs = list(inputs) if isinstance(inputs, (list, tuple)) else [inputs]
-        if isinstance(outputs, (list, tuple)):
-            if len(outputs) != 1:
-                raise ParameterError(f"a model has one output here, got {len(outputs)}")
-            outputs = outputs[0]
-        if not isinstance(outputs, SymbolicTensor) or any(not isinstance(i, SymbolicTensor) or i.layer is not None
-                                                          for i in self.inputs):
+        self.inputs, self.input_names, self.input_structure = _structure(
+            "inputs", inputs, lambda t, k: getattr(t, "name", None) or f"input_{k + 1}")
+        outs, out_keys, self.output_structure = _structure("outputs", outputs, lambda t, k: None)
+        if not all(isinstance(o, SymbolicTensor) for o in outs) or any(
+                not isinstance(i, SymbolicTensor) or i.layer is not None for i in self.inputs):
             raise ParameterError("Model(inputs, outputs): inputs must come from Input() and outputs from layers "
                                  "called on them")
-        self.output = outputs
+        if len(set(self.input_names)) != len(self.input_names):
+            raise ParameterError(f"Model: the input names repeat: {self.input_names}; give each Input a unique name")
+        self.outputs = outs
+        self.output = outs[0]
         self.name = name or type(self).__name__.lower()
-        self._nodes = [t for t in _nodes([outputs]) if t.layer is not None]
-        if any(t.layer is None and not any(t is i for i in self.inputs) for t in _nodes([outputs])):
+        every = _nodes(outs)
+        self._nodes = [t for t in every if t.layer is not None]
+        if any(t.layer is None and not any(t is i for i in self.inputs) for t in every):
             raise ParameterError("Model(inputs, outputs): the outputs depend on an Input that is not in inputs")
         self.layers = []
         for t in self._nodes:
             if not any(t.layer is l for l in self.layers):
                 self.layers.append(t.layer)
         self._name_layers()
+        if self.output_structure == "dict":
+            self.output_names = out_keys
+        else:               # Keras names an output after the layer that made it
+            self.output_names = [(o.layer.name + (f"_{o.index}" if o.index else "")) if o.layer is not None
+                                 else self.input_names[0] for o in outs]
+            if len(outs) > 1 and len(set(self.output_names)) != len(self.output_names):
+                raise ParameterError(f"Model: two outputs come from the same layer ({self.output_names}); pass "
+                                     "outputs as a dict {name: tensor} to name them")
         if seed is not None:
             self.initialize(seed)
 
@@ -137,7 +171,9 @@ class Model:
 
     @property
     def output_shape(self):
-        return self.output.shape[1:]
+        """One sample's output shape; a list for several outputs."""
+        shapes = [o.shape[1:] for o in self.outputs]
+        return shapes[0] if len(shapes) == 1 else shapes
 
     @property
     def weights(self):
@@ -193,9 +229,14 @@ class Model:
                                  f"got {v.shape}")
         ctx = TraceContext(training)
         values = {id(t): v for t, v in zip(self.inputs, xs)}
+        applied = {}        # one application per call (a layer with several outputs runs once)
         for t in self._nodes:
-            values[id(t)] = t.layer.apply([values[id(i)] for i in t.inputs], ctx)
-        return Trace(values[id(self.output)], self.weights, ctx.updates, ctx.random_inputs)
+            key = id(t.call)
+            if key not in applied:
+                applied[key] = t.layer.apply([values[id(i)] for i in t.inputs], ctx, **t.call)
+            values[id(t)] = applied[key] if t.index is None else applied[key][t.index]
+        outs = [values[id(o)] for o in self.outputs]
+        return Trace(outs[0], self.weights, ctx.updates, ctx.random_inputs, outputs=outs)
 
     def input_value(self, name="x"):
         """The IR input a program builder feeds (batch dim 'N')."""
@@ -206,6 +247,8 @@ class Model:
     def summary(self, print_fn=print):
         rows = [("Layer (type)", "Output Shape", "Param #")]
         for t in self._nodes:
+            if t.index:
+                continue    # a layer's further outputs (return_state) share its row
             rows.append((f"{t.layer.name} ({type(t.layer).__name__})", str(t.shape), str(t.layer.count_params())))
         widths = [max(len(r[i]) for r in rows) + 2 for i in range(3)]
         line = "-" * sum(widths)
@@ -275,4 +318,5 @@ def trace_layer(layer, x_values, training=False):
     layer.ensure_built(shapes if layer.n_inputs != 1 else shapes[0])
     ctx = TraceContext(training)
     out = layer.apply(xs, ctx)
-    return Trace(out, layer.weights, ctx.updates, ctx.random_inputs)
+    outs = out if isinstance(out, list) else [out]
+    return Trace(outs[0], layer.weights, ctx.updates, ctx.random_inputs, outputs=outs)

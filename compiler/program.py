@@ -17,7 +17,7 @@ statistics, optimizer slots) is a graph input under its own name and an output u
 import numpy as np
 from onnx import TensorProto
 
-from . import ir, metrics as metrics_mod, optimizers
+from . import ir, optimizers, program_io
 from .autodiff import gradients
 from .bundle import Bundle, FORMAT, FORMAT_VERSION
 from .emit import DEFAULT_OPSET, OnnxBuilder, check, check_dtype, check_opset, emit_values, make_model
@@ -30,14 +30,17 @@ _KINDS = ("train_step", "gradients", "update", "eval", "inference")
 
 
 def compile_model(model, loss, optimizer, metrics=None, opset=DEFAULT_OPSET, dtype="float32", seed=None,
-                  sample_weight=False):
+                  sample_weight=False, loss_weights=None):
     """Compile ``model`` with ``loss`` (a Loss or a catalogue name) and ``optimizer`` (an
     Optimizer or a name) into a Program. ``metrics``: names or Metric objects, logged under
     the given names. ``sample_weight=True`` adds a per-sample weight input (N,) to the
     train_step, gradients and eval graphs. ``seed`` redraws the model's initial weights
-    (``model.initialize(seed)``) so that the bundle's initial state is reproducible."""
+    (``model.initialize(seed)``) so that the bundle's initial state is reproducible.
+
+    A model with several outputs takes ``loss`` (and ``loss_weights``, ``metrics``) per
+    output, as a dict by output name or a list in output order (program_io.py)."""
     return Program(model, loss, optimizer, metrics, opset=opset, dtype=dtype, seed=seed,
-                   sample_weight=sample_weight)
+                   sample_weight=sample_weight, loss_weights=loss_weights)
 
 
 def _resolve_loss(loss):
@@ -53,21 +56,6 @@ def _resolve_loss(loss):
         raise ParameterError(f"loss {loss.name!r} takes extra inputs {list(loss.inputs)}; compile_model feeds only "
                              "y_true and y_pred")
     return loss
-
-
-def _input_shape(model):
-    if not callable(getattr(model, "trace", None)):
-        raise ParameterError(f"compile_model needs a model (Sequential, or Model(inputs, outputs)), got {model!r} "
-                             f"({type(model).__name__})")
-    shape = getattr(model, "input_shape", None)
-    if shape is None:
-        raise ParameterError("the model has no input_shape; give Sequential(..., input_shape=(...)) or an Input")
-    if isinstance(shape, list) and shape and isinstance(shape[0], (tuple, list)):
-        raise ParameterError(f"compile_model takes a model with one input (x), this one has {len(shape)}")
-    shape = tuple(shape)
-    if shape and shape[0] is None:           # Keras style (None, features...)
-        shape = shape[1:]
-    return shape
 
 
 def _entry(name, shape, dtype, **extra):
@@ -87,14 +75,18 @@ class Program:
     (dict, without offsets and checksums until saved) and ``state`` (initial arrays)."""
 
     def __init__(self, model, loss, optimizer, metrics=None, opset=DEFAULT_OPSET, dtype="float32", seed=None,
-                 sample_weight=False):
+                 sample_weight=False, loss_weights=None):
         self.opset = check_opset(opset)
         self.dtype = check_dtype(dtype)
         self.model = model
-        self.loss = _resolve_loss(loss)
+        self.data_in = program_io.model_inputs(model)
+        n_out = len(getattr(model, "outputs", None) or [None])
+        self.data_out = program_io.model_outputs(program_io.output_keys(model, n_out), loss, loss_weights,
+                                                 _resolve_loss)
+        self.loss = self.data_out[0].loss
         self.optimizer = optimizers.get(optimizer)
         self.sample_weight = bool(sample_weight)
-        self.input_shape = _input_shape(model)
+        self.input_shape = self.data_in[0].shape[1:] if len(self.data_in) == 1 else [d.shape[1:] for d in self.data_in]
         if seed is not None:
             if not hasattr(model, "initialize"):
                 raise ParameterError("seed= needs a model with initialize(seed) (Sequential, Model)")
@@ -104,29 +96,54 @@ class Program:
         self.manifest = self._manifest()
 
     # ------------------------------------------------------------ IR
-    def _data(self, pred_shape):
-        sparse = self.loss.labels == "sparse"
-        y_shape = tuple(pred_shape[:-1]) if sparse else tuple(pred_shape)
-        y = ir.input_value("y", y_shape, dtype="int64" if sparse else "float")
-        sw = ir.input_value("sample_weight", ("N",)) if self.sample_weight else None
-        return y, sw
+    def _labels(self):
+        """One label input per output (integer class ids for a sparse loss)."""
+        ys = []
+        for o, shape in zip(self.data_out, self.pred_shapes):
+            sparse = o.loss.labels == "sparse"
+            ys.append(ir.input_value(o.label_name, tuple(shape[:-1]) if sparse else tuple(shape),
+                                     dtype="int64" if sparse else "float"))
+        return ys
 
-    def _loss(self, trace, y, sw):
-        value, _ = self.loss.build(trace.output, y, None, sw)
-        if value.shape != ():
-            raise ShapeError(f"loss {self.loss.name!r} reduces to shape {value.shape}, not a scalar")
-        return value
+    def _loss(self, trace, ys, sw):
+        """(total loss, [per-output losses]): sum_k weight_k * loss_k (one output: its loss)."""
+        outputs = trace.outputs
+        if len(outputs) != len(self.data_out):
+            raise ShapeError(f"the model traced {len(outputs)} outputs, it declares {len(self.data_out)}")
+        parts = []
+        for o, pred, y in zip(self.data_out, outputs, ys):
+            value, _ = o.loss.build(pred, y, None, sw)
+            if value.shape != ():
+                raise ShapeError(f"loss {o.loss.name!r} reduces to shape {value.shape}, not a scalar")
+            parts.append(value)
+        if len(parts) == 1:
+            return parts[0], parts
+        total = sum(o.weight * p.sym for o, p in zip(self.data_out, parts))
+        return ir.elementwise(total, name="loss/total"), parts
+
+    def _metrics(self, trace, ys):
+        out = []
+        for o, pred, y in zip(self.data_out, trace.outputs, ys):
+            sparse = o.loss.labels == "sparse"
+            out += [(f"metric/{log}", m.build(y, pred, sparse)) for log, m in o.metrics]
+        return out
+
+    def _heads(self, trace, ys):
+        loss, parts = self._loss(trace, ys, self._sw)
+        per = [(f"metric/{o.key}_loss", p) for o, p in zip(self.data_out, parts)] if len(parts) > 1 else []
+        return loss, [("loss", loss)] + per + self._metrics(trace, ys)
 
     def _build_ir(self, metric_ids):
-        x_dtype = getattr(self.model, "input_dtype", "float")
-        x_dtype = "int64" if str(x_dtype).startswith("int") else "float"
-        self._x = ir.input_value("x", ("N",) + self.input_shape, dtype=x_dtype)
-        train = self.model.trace(self._x, training=True)
-        infer = self.model.trace(self._x, training=False)
-        self.pred_shape = tuple(train.output.shape)
-        self.metrics = metrics_mod.get_list(metric_ids, self.loss, self.pred_shape)
-        sparse = self.loss.labels == "sparse"
-        self._y, self._sw = self._data(self.pred_shape)
+        self._xs = [ir.input_value(d.name, d.shape, dtype=d.dtype) for d in self.data_in]
+        x_arg = self._xs[0] if len(self._xs) == 1 else self._xs
+        train = self.model.trace(x_arg, training=True)
+        infer = self.model.trace(x_arg, training=False)
+        self.pred_shapes = [tuple(v.shape) for v in train.outputs]
+        self.pred_shape = self.pred_shapes[0]
+        program_io.attach_metrics(self.data_out, metric_ids, self.pred_shapes)
+        self.metrics = [m for o in self.data_out for _, m in o.metrics]
+        self._ys = self._labels()
+        self._sw = ir.input_value("sample_weight", ("N",)) if self.sample_weight else None
 
         self.weights = list(train.weights)
         self.trainable = [w for w in self.weights if w.trainable]
@@ -136,8 +153,7 @@ class Program:
         if unknown:
             raise ParameterError(f"the model updates {unknown}, which are none of its weights")
 
-        loss = self._loss(train, self._y, self._sw)
-        train_metrics = [m.build(self._y, train.output, sparse) for m in self.metrics]
+        loss, head = self._heads(train, self._ys)
         grads = gradients(loss, [w.value for w in self.trainable], scope="grad")
         self._lr = ir.input_value("learning_rate", ())
         self._step = ir.input_value("step", ())
@@ -151,20 +167,19 @@ class Program:
         split_params, split_slots = self.optimizer.build_update(params, grad_inputs, self._slots, self._lr,
                                                                 self._step)
 
-        data = [("x", self._x), ("y", self._y)] + ([("sample_weight", self._sw)] if self._sw else [])
+        xs_in = [(v.name, v) for v in self._xs]
+        data = xs_in + [(v.name, v) for v in self._ys] + ([("sample_weight", self._sw)] if self._sw else [])
         hyper = [("learning_rate", self._lr), ("step", self._step)]
         weights_in = [(w.name, w.value) for w in self.weights]
         slots_in = list(self._slots.items())
         random_in = [(r.name, r.value) for r in self.random_inputs]
-        head = [("loss", loss)] + [(f"metric/{m.name}", v) for m, v in zip(self.metrics, train_metrics)]
         next_params = [(f"next/{w.name}", v) for w, v in zip(self.trainable, new_params)]
         next_state = [(f"next/{n}", v) for n, v in self.updated.items()]
         next_slots = [(f"next/{n}", new_slots[n]) for n, *_ in self.slot_entries]
 
         eval_infer = {w.name: w.value for w in infer.weights}
         infer_weights = [(w.name, eval_infer.get(w.name, w.value)) for w in self.weights]
-        eval_loss = self._loss(infer, self._y, self._sw)
-        eval_metrics = [m.build(self._y, infer.output, sparse) for m in self.metrics]
+        _, eval_head = self._heads(infer, self._ys)
         self._specs = {
             "train_step": (data + hyper + weights_in + slots_in + random_in,
                            head + next_params + next_state + next_slots),
@@ -173,9 +188,8 @@ class Program:
             "update": (hyper + params + slots_in + [(v.name, v) for v in grad_inputs],
                        [(f"next/{w.name}", v) for w, v in zip(self.trainable, split_params)]
                        + [(f"next/{n}", split_slots[n]) for n, *_ in self.slot_entries]),
-            "eval": (data + infer_weights,
-                     [("loss", eval_loss)] + [(f"metric/{m.name}", v) for m, v in zip(self.metrics, eval_metrics)]),
-            "inference": ([("x", self._x)] + infer_weights, [("y_pred", infer.output)]),
+            "eval": (data + infer_weights, eval_head),
+            "inference": (xs_in + infer_weights, [(o.name, v) for o, v in zip(self.data_out, infer.outputs)]),
         }
 
     # ------------------------------------------------------------ emission
@@ -235,8 +249,15 @@ class Program:
         state = [_entry(w.name, w.shape, dt, trainable=False, layer=w.name.rsplit("/", 1)[0])
                  for w in self.weights if w.name in self.updated]
         slots = [_entry(name, shape, dt, param=param, slot=slot) for name, param, slot, shape in self.slot_entries]
-        data = {"x": _entry("x", self._x.shape, "int64" if self._x.dtype == "int64" else dt),
-                "y": _entry("y", self._y.shape, "int64" if self._y.dtype == "int64" else dt)}
+        def dtype_of(v):
+            return "int64" if v.dtype == "int64" else dt
+        # data: keyed "x"/"y" for one input and output (as ever), by graph name otherwise
+        data = {v.name: _entry(v.name, v.shape, dtype_of(v)) for v in self._xs + self._ys}
+        data_inputs = [_entry(d.name, v.shape, dtype_of(v), key=d.key) for d, v in zip(self.data_in, self._xs)]
+        data_outputs = [_entry(o.name, shape, dt, key=o.key, labels=_entry(y.name, y.shape, dtype_of(y)),
+                          loss={"name": o.loss.name, "reduction": o.loss.reduction, "labels": o.loss.labels},
+                          loss_weight=o.weight, metrics=[log for log, _ in o.metrics])
+                   for o, shape, y in zip(self.data_out, self.pred_shapes, self._ys)]
         if self._sw is not None:
             data["sample_weight"] = _entry("sample_weight", ("N",), dt)
         graphs = {}
@@ -250,13 +271,16 @@ class Program:
             "format": FORMAT, "format_version": FORMAT_VERSION, "symgrad_version": _version(),
             "opset": self.opset, "dtype": dt,
             "data": data,
-            "prediction": _entry("y_pred", self.pred_shape, dt),
+            "prediction": _entry(self.data_out[0].name, self.pred_shape, dt),
+            "inputs": data_inputs, "outputs": data_outputs,
+            "structure": {"inputs": getattr(self.model, "input_structure", "single"),
+                          "outputs": getattr(self.model, "output_structure", "single")},
             "hyper": {"learning_rate": "learning_rate", "step": "step"},
             "params": params, "state": state, "slots": slots,
             "random_inputs": [_entry(r.name, r.shape, dt, distribution="uniform") for r in self.random_inputs],
             "optimizer": {"name": self.optimizer.name, "config": self.optimizer.get_config()},
             "loss": {"name": self.loss.name, "reduction": self.loss.reduction, "labels": self.loss.labels},
-            "metrics": [m.name for m in self.metrics],
+            "metrics": [log for o in self.data_out for log, _ in o.metrics],
             "graphs": graphs,
         }
 

@@ -15,22 +15,83 @@ from .data import ArrayBatches, IterableBatches, Spec, check_array, check_length
 DEFAULT_BATCH_SIZE = 32
 
 
+def data_specs(manifest):
+    """([x Spec], [y Spec]) of a manifest: its ``inputs`` / ``outputs`` lists (several inputs
+    and outputs), or ``data.x`` / ``data.y`` (every bundle has them for one of each).
+    A Spec's ``key`` is the input's or output's name in the model."""
+    data = manifest.get("data", {})
+    xs, ys = manifest.get("inputs"), manifest.get("outputs")
+    if isinstance(xs, list) and isinstance(ys, list) and xs and ys and (len(xs) > 1 or len(ys) > 1):
+        x_specs = [Spec("x", e) for e in xs]
+        y_specs = [Spec("y", e["labels"]) for e in ys]
+        for s, e in zip(x_specs + y_specs, xs + ys):
+            s.key = e.get("key", s.name)
+        return x_specs, y_specs
+    x_specs = [Spec("x", data["x"])]
+    y_specs = [Spec("y", data["y"])] if "y" in data else []
+    for s in x_specs + y_specs:
+        s.key = None
+    return x_specs, y_specs
+
+
+def structured(value, specs, role):
+    """A user's x or y for several inputs/outputs (a list in order, or a dict by name) as
+    [(spec, array-like)]; one spec takes the value itself."""
+    if len(specs) == 1:
+        if isinstance(value, dict) and specs[0].key is not None and set(value) == {specs[0].key}:
+            value = value[specs[0].key]
+        return [(specs[0], value)]
+    keys = [s.key for s in specs]
+    if isinstance(value, dict):
+        missing = [k for k in keys if k not in value]
+        unknown = sorted(set(value) - set(keys))
+        if missing or unknown:
+            raise DataError(f"{role} is a dict with keys {sorted(value)}; the model's {_ROLE[role]} are "
+                            f"{keys}" + (f" (missing {missing})" if missing else "")
+                            + (f" (unknown {unknown})" if unknown else ""))
+        return [(s, value[s.key]) for s in specs]
+    if isinstance(value, (list, tuple)) and len(value) == len(specs) and not _numeric_list(value):
+        return list(zip(specs, value))
+    raise DataError(f"the model has {len(specs)} {_ROLE[role]} ({', '.join(keys)}): pass {role} as a list of "
+                    f"{len(specs)} arrays in that order, or a dict {{name: array}}; got {type(value).__name__}"
+                    + (f" of length {len(value)}" if isinstance(value, (list, tuple)) else ""))
+
+
+_ROLE = {"x": "inputs", "y": "outputs"}
+
+
+def _numeric_list(value):
+    """A plain nested list of numbers (one array), not a list of arrays."""
+    return all(isinstance(v, (int, float, np.number)) for v in value)
+
+
 class Inputs:
     def __init__(self, manifest, classes):
         data = manifest.get("data", {})
+        self.x_specs, self.y_specs = data_specs(manifest)
         self.specs = {role: Spec(role, data[role]) for role in ("x", "y", "sample_weight") if role in data}
-        self.classes = classes
+        self.specs.setdefault("x", self.x_specs[0])
+        if self.y_specs:
+            self.specs.setdefault("y", self.y_specs[0])
+        # classes: {label input name: number of classes} (a single int: the one label's)
+        self.classes = classes if isinstance(classes, dict) else (
+            {self.y_specs[0].name: classes} if self.y_specs else {})
         self.weighted = "sample_weight" in self.specs
 
     # ------------------------------------------------------------ arrays
     def arrays(self, x, y=None, sample_weight=None, class_weight=None, need_y=True, what=""):
         """Validated arrays keyed by graph input name."""
         specs = self.specs
-        out = {specs["x"].name: check_array(x, specs["x"], what="x" + what)}
+        several_x = len(self.x_specs) > 1
+        out = {spec.name: check_array(v, spec, what=(f"x[{spec.key!r}]" if several_x else "x") + what)
+               for spec, v in structured(x, self.x_specs, "x")}
         if need_y:
             if y is None:
                 raise DataError("y (the labels) is missing; pass y, or an iterable of (x, y) batches as x")
-            out[specs["y"].name] = check_array(y, specs["y"], self.classes, what="y" + what)
+            several_y = len(self.y_specs) > 1
+            for spec, v in structured(y, self.y_specs, "y"):
+                out[spec.name] = check_array(v, spec, self.classes.get(spec.name),
+                                             what=(f"y[{spec.key!r}]" if several_y else "y") + what)
             w = None
             if sample_weight is not None:
                 if not self.weighted:
@@ -38,15 +99,20 @@ class Inputs:
                                     "sample_weight=True to train with sample weights")
                 w = check_array(sample_weight, specs["sample_weight"], what="sample_weight" + what)
             if class_weight is not None:
+                if len(self.y_specs) > 1:
+                    raise ParameterError("class_weight is for a model with one output (as in Keras); with several "
+                                         "outputs pass sample_weight")
                 w = self._class_weights(class_weight, out[specs["y"].name], w)
             if w is not None:
                 out[specs["sample_weight"].name] = w
             check_lengths(out)
             if self.weighted and w is None:       # the graph has the input: unweighted means all ones
-                n = len(out[specs["x"].name])
+                n = len(out[self.x_specs[0].name])
                 out[specs["sample_weight"].name] = np.ones(n, specs["sample_weight"].dtype)
         elif sample_weight is not None:
             raise ParameterError("sample_weight is only used by fit and evaluate")
+        if several_x:
+            check_lengths(out)
         return out
 
     def _class_weights(self, class_weight, y, w):
@@ -122,7 +188,7 @@ def _looks_like_batches(obj):
 
 
 def _is_batches(x, y, need_y):
-    if isinstance(x, np.ndarray):
+    if isinstance(x, (np.ndarray, dict)):     # a dict holds a model's several inputs by name
         return False
     if need_y:
         return y is None and hasattr(x, "__iter__")

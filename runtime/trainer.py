@@ -27,6 +27,11 @@ from .views import check_int as _check_int, check_verbose as _check_verbose, wei
 _MAX_PLANS = 8      # batch sizes kept bound per graph (full batch, last batch, iterables' odd sizes)
 
 
+def _classes(shape):
+    last = shape[-1] if shape else None
+    return (2 if last == 1 else last) if isinstance(last, int) and last > 0 else None
+
+
 class Trainer:
     """Trains a compiled Program, a Bundle, or a bundle folder.
 
@@ -56,8 +61,8 @@ class Trainer:
         for key in ("data", "graphs"):
             if key not in m:
                 raise BundleError(f"the bundle manifest has no {key!r} section")
-        if "x" not in m["data"] or "train_step" not in m["graphs"]:
-            raise BundleError("the bundle manifest needs data.x and a train_step graph")
+        if not ("x" in m["data"] or m.get("inputs")) or "train_step" not in m["graphs"]:
+            raise BundleError("the bundle manifest needs data.x (or an inputs list) and a train_step graph")
         so, device_id, provider_options = session_options(session_opts)
         self.device = resolve_device(provider, device_id, provider_options)
         self._session_options = so
@@ -95,6 +100,11 @@ class Trainer:
 
     # ------------------------------------------------------------ sessions and plans
     def _label_classes(self):
+        """{label input name: classes} for integer labels (checked against the range)."""
+        outs = self.manifest.get("outputs")
+        if isinstance(outs, list) and len(outs) > 1:
+            return {o["labels"]["name"]: _classes(o.get("shape")) for o in outs
+                    if np.dtype(o["labels"]["dtype"]).kind in "iu"}
         spec = self.manifest["data"].get("y")
         if spec is None or np.dtype(spec["dtype"]).kind not in "iu":
             return None
@@ -103,8 +113,7 @@ class Trainer:
             import onnx
             out = onnx.load_from_string(self.bundle.graphs["inference"]).graph.output[0]
             shape = [d.dim_value if d.HasField("dim_value") else None for d in out.type.tensor_type.shape.dim]
-        last = shape[-1] if shape else None
-        return (2 if last == 1 else last) if isinstance(last, int) and last > 0 else None
+        return _classes(shape)
 
     def _session(self, kind):
         gs = self._graphs.get(kind)
@@ -233,7 +242,16 @@ class Trainer:
         source = self._inputs.source(x, batch_size=batch_size, steps=steps, need_y=False)
         cbl = CallbackList(callbacks, trainer=self, add_progbar=verbose != 0, verbose=verbose, epochs=1,
                            steps=source.steps, mode="predict")
-        return loop.predict_loop(self, source, cbl)
+        return self._structured(loop.predict_loop(self, source, cbl))
+
+    def _structured(self, result):
+        """Several outputs as the model declared them: a list in order, or a dict by name."""
+        outs = self.manifest.get("outputs")
+        if not isinstance(result, dict) or not isinstance(outs, list) or len(outs) < 2:
+            return result
+        if (self.manifest.get("structure") or {}).get("outputs") == "dict":
+            return {o["key"]: result[o["name"]] for o in outs}
+        return [result[o["name"]] for o in outs]
 
     def _single_batch(self, kind, arrays):
         n = len(next(iter(arrays.values())))
@@ -265,7 +283,7 @@ class Trainer:
         plan = self._single_batch("inference", self._inputs.arrays(x, need_y=False))
         plan.run[self._store.parity]()
         outs = {k: v.copy() for k, v in plan.outputs.items()}
-        return next(iter(outs.values())) if len(outs) == 1 else outs
+        return next(iter(outs.values())) if len(outs) == 1 else self._structured(outs)
 
     def revert_last_step(self):
         """Go back to the state before the last optimizer step (its buffers are still there)."""

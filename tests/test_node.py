@@ -141,3 +141,40 @@ def test_node_train_reports_a_broken_bundle_in_one_line(tmp_path):
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 2
     assert out.stderr.strip().count("\n") == 0 and "manifest.json is missing" in out.stderr
+
+
+def test_node_trains_and_infers_a_two_input_two_output_model(tmp_path):
+    """Integer token ids and a float input, two outputs: train.js reads every input from the
+    manifest's inputs list, logs each output's loss, and reaches the Python trainer's state;
+    infer.js runs the exported model (inputs and outputs under their graph names)."""
+    from symgrad.compiler import Input, Model
+    tokens, meta = Input((3,), dtype="int64", name="tokens"), Input((4,), name="meta")
+    h = layers.Concatenate()([layers.Flatten()(layers.Embedding(7, 2)(tokens)), layers.Dense(5, activation="tanh")(meta)])
+    model = Model([tokens, meta], {"topic": layers.Dense(3)(h), "score": layers.Dense(1)(h)}, seed=4)
+    program = compile_model(model, loss={"topic": losses.get("sparse_categorical_crossentropy", from_logits=True),
+                                         "score": "mse"}, loss_weights={"score": 0.5}, optimizer=optimizers.Adam(1e-2))
+    program.save(tmp_path / "bundle")
+    rng = np.random.default_rng(3)
+    xt, xm = rng.integers(0, 7, (24, 3)), rng.normal(size=(24, 4)).astype(np.float32)
+    y1, y2 = xt[:, 0] % 3, xm[:, :1] * 0.5
+    trainer = Trainer.load(tmp_path / "bundle")
+    py, batches = [], []
+    for i in range(0, 24, 8):
+        s = slice(i, i + 8)
+        py.append(trainer.train_on_batch([xt[s], xm[s]], [y1[s], y2[s]], return_dict=True))
+        batches.append({"x/tokens": xt[s], "x/meta": xm[s], "y/topic": y1[s], "y/score": y2[s]})
+    write_batches(tmp_path / "b.json", [batches])
+    out = _node("train.js", tmp_path / "bundle", tmp_path / "b.json", "--quiet", "--save-state", tmp_path / "s.bin")
+    np.testing.assert_allclose(out["losses"], [p["loss"] for p in py], rtol=0, atol=1e-5)
+    np.testing.assert_allclose(out["epochs"]["score_loss"][0], np.mean([p["score_loss"] for p in py]), rtol=1e-5)
+    with open(tmp_path / "bundle" / "manifest.json", encoding="utf-8") as f:
+        node_state = unpack_state(json.load(f), (tmp_path / "s.bin").read_bytes())
+    for name, value in trainer.state_dict().items():
+        np.testing.assert_allclose(node_state[name], value, rtol=1e-5, atol=1e-6, err_msg=name)
+    trainer.export(tmp_path / "model.onnx")
+    write_inputs(tmp_path / "inputs.json", {"x/tokens": xt[:5], "x/meta": xm[:5]})
+    got = _node("infer.js", tmp_path / "model.onnx", tmp_path / "inputs.json")["outputs"]
+    pred = trainer.predict([xt[:5], xm[:5]], verbose=0)
+    for key in ("topic", "score"):
+        arr = np.array(got[f"y_pred/{key}"]["data"]).reshape(got[f"y_pred/{key}"]["dims"])
+        np.testing.assert_allclose(arr, pred[key], rtol=1e-5, atol=1e-6)

@@ -15,11 +15,15 @@ from .convolutional import Conv1D, Conv2D
 from .pooling import (MaxPooling1D, MaxPooling2D, AveragePooling1D, AveragePooling2D, GlobalAveragePooling1D,
                       GlobalAveragePooling2D)
 from .merge import Add, Subtract, Multiply, Average, Concatenate
+from .recurrent import SimpleRNN, LSTM, GRU
+from .attention import MultiHeadAttention, Attention, PositionEmbedding
 
 _BUILTIN = {cls.__name__: cls for cls in (
     Dense, Activation, ReLU, LeakyReLU, Softmax, Dropout, Flatten, Reshape, Embedding, BatchNormalization,
     LayerNormalization, Conv1D, Conv2D, MaxPooling1D, MaxPooling2D, AveragePooling1D, AveragePooling2D,
     GlobalAveragePooling1D, GlobalAveragePooling2D, Add, Subtract, Multiply, Average, Concatenate)}
+_BUILTIN.update({cls.__name__: cls for cls in (SimpleRNN, LSTM, GRU, MultiHeadAttention, Attention,
+                                               PositionEmbedding)})
 _REGISTERED = {}
 
 

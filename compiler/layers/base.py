@@ -103,6 +103,7 @@ class Layer:
 
     input_dtype = "float32"   # what the layer expects to be fed when it comes first
     n_inputs = 1              # merge layers take a list
+    n_outputs = 1             # > 1: call returns a tuple, compute_output_shape a list of shapes
 
     def __init__(self, name=None, trainable=True, input_shape=None, **kwargs):
         if kwargs:
@@ -141,7 +142,8 @@ class Layer:
         """Inferred by tracing ``call`` when a layer does not override it."""
         shapes = input_shape if self.n_inputs != 1 else [input_shape]
         values = [ir.input_value("shape_probe", to_ir_shape(s)) for s in shapes]
-        return from_ir_shape(self._trace(values, TraceContext(False)).shape)
+        out = self._trace(values, TraceContext(False))
+        return [from_ir_shape(o.shape) for o in out] if isinstance(out, list) else from_ir_shape(out.shape)
 
     def get_config(self):
         config = {"name": self._name, "trainable": self.trainable}
@@ -250,7 +252,8 @@ class Layer:
                 self._rng = None
             self.built = True
         self.input_shape = input_shape
-        self.output_shape = tuple(self.compute_output_shape(input_shape))
+        out = self.compute_output_shape(input_shape)
+        self.output_shape = [tuple(o) for o in out] if self.n_outputs != 1 else tuple(out)
         return self.output_shape
 
     def _check_input_shape(self, input_shape):
@@ -260,24 +263,42 @@ class Layer:
                 raise ShapeError(f"layer {self.name!r}: an input shape must be a tuple starting with the batch, "
                                  f"got {s!r}")
 
-    def apply(self, values, ctx):
-        """Trace the layer on IR values (a list); returns the output Value."""
-        out = self._trace(values, ctx)
+    def apply(self, values, ctx, **call_kwargs):
+        """Trace the layer on IR values (a list); returns the output Value (a list of
+        Values for a layer with several outputs). ``call_kwargs``: the static keyword
+        arguments of this application (``use_causal_mask=True``), passed on to ``call``."""
+        out = self._trace(values, ctx, call_kwargs)
         if self.output_shape is not None and type(self).compute_output_shape is not Layer.compute_output_shape:
-            if from_ir_shape(out.shape) != tuple(self.output_shape):
+            got = [from_ir_shape(o.shape) for o in out] if isinstance(out, list) else from_ir_shape(out.shape)
+            want = [tuple(o) for o in self.output_shape] if isinstance(out, list) else tuple(self.output_shape)
+            if got != want:
                 raise ShapeError(f"layer {self.name!r}: compute_output_shape says {self.output_shape} but call "
-                                 f"returns {from_ir_shape(out.shape)}")
+                                 f"returns {got}")
         return out
 
-    def _trace(self, values, ctx):
+    def _trace(self, values, ctx, call_kwargs=None):
         syms = [v.sym for v in values]
         arg = syms[0] if self.n_inputs == 1 else syms
         kwargs = {"training": ctx.training} if _accepts_training(self.call) else {}
+        kwargs.update(call_kwargs or {})
         self._ctx, self._current_inputs = ctx, values
         try:
             expr = self.call(arg, **kwargs)
         finally:
             self._ctx, self._current_inputs = None, None
+        if self.n_outputs != 1:
+            if not isinstance(expr, (tuple, list)) or len(expr) != self.n_outputs:
+                raise ExpressionError(f"layer {self.name!r}: call() must return {self.n_outputs} expressions, "
+                                      f"got {type(expr).__name__}")
+            return [self._build_one(e) for e in expr]
+        out = self._build_one(expr)
+        if not _defines_backward(self):
+            return out
+        return ir.apply("custom_vjp", [out] + list(values) + [w.value for w in self._weights],
+                        name=f"{self.name}/explicit_backward", backward=self._explicit_vjp(values),
+                        label=self.name)
+
+    def _build_one(self, expr):
         raw = expr
         try:
             expr = sympy.sympify(raw, strict=True)
@@ -290,11 +311,7 @@ class Layer:
             out = build_ir(stabilize(expr), name=self.name)
         except UnknownSymbolError as exc:
             raise UnknownSymbolError(f"layer {self.name!r}: {exc} (create parameters with add_weight)") from None
-        if not _defines_backward(self):
-            return out
-        return ir.apply("custom_vjp", [out] + list(values) + [w.value for w in self._weights],
-                        name=f"{self.name}/explicit_backward", backward=self._explicit_vjp(values),
-                        label=self.name)
+        return out
 
     def _explicit_vjp(self, values):
         layer = self
@@ -320,9 +337,19 @@ class Layer:
 
         return rule
 
-    def __call__(self, inputs):
+    def __call__(self, inputs, **call_kwargs):
+        """The functional API; keyword arguments are static options of this application
+        that ``call`` receives (a layer taking them defines them in its ``call``)."""
         from ..model import SymbolicTensor  # the functional API; model imports layers
-        return SymbolicTensor.from_layer_call(self, inputs)
+        if call_kwargs:
+            try:
+                accepted = set(inspect.signature(self.call).parameters)
+            except (TypeError, ValueError):
+                accepted = set()
+            unknown = sorted(set(call_kwargs) - accepted)
+            if unknown:
+                raise ParameterError(f"layer {self.name!r} takes no call argument(s) {', '.join(map(repr, unknown))}")
+        return SymbolicTensor.from_layer_call(self, inputs, call_kwargs)
 
     def __repr__(self):
         return f"<{type(self).__name__} {self.name!r}>"

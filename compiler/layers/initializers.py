@@ -150,6 +150,27 @@ class VarianceScaling(Initializer):
         return {"scale": self.scale, "mode": self.mode, "distribution": self.distribution}
 
 
+class Orthogonal(Initializer):
+    """Keras' orthogonal (recurrent kernels): the Q of a normal matrix's QR, signs fixed by
+    R's diagonal, on the shape folded to (prod(shape[:-1]), shape[-1])."""
+
+    name = "orthogonal"
+
+    def __init__(self, gain=1.0):
+        self.gain = check_number("orthogonal initializer", "gain", gain)
+
+    def __call__(self, shape, rng, fan_in, fan_out):
+        rows, cols = int(np.prod(shape[:-1])), shape[-1]
+        q, r = np.linalg.qr(rng.standard_normal((max(rows, cols), min(rows, cols))))
+        q = q * np.sign(np.diag(r))
+        if rows < cols:
+            q = q.T
+        return self.gain * q.reshape(shape)
+
+    def get_config(self):
+        return {"gain": self.gain}
+
+
 def _scaling(scale, mode, distribution):
     return lambda: VarianceScaling(scale, mode, distribution)
 
@@ -158,7 +179,7 @@ _BUILTIN = {
     "zeros": Zeros, "ones": Ones, "constant": Constant,
     "uniform": RandomUniform, "random_uniform": RandomUniform,
     "normal": RandomNormal, "random_normal": RandomNormal, "truncated_normal": TruncatedNormal,
-    "variance_scaling": VarianceScaling,
+    "variance_scaling": VarianceScaling, "orthogonal": Orthogonal,
     "glorot_uniform": _scaling(1.0, "fan_avg", "uniform"),
     "glorot_normal": _scaling(1.0, "fan_avg", "truncated_normal"),
     "he_uniform": _scaling(2.0, "fan_in", "uniform"),

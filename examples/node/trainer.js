@@ -15,6 +15,12 @@ function tensor(t) {
   return new ort.Tensor(t.dtype, t.data, t.shape);
 }
 
+// The graph input that sets the batch size: the first model input (`inputs` lists every
+// input of a model with several; `data.x` is the one input of the others).
+function firstInput(m) {
+  return m.inputs && m.inputs.length ? m.inputs[0].name : m.data.x.name;
+}
+
 function scalar(dtype, value) {
   return new ort.Tensor(dtype, new (arrayType(dtype))([value]), []);
 }
@@ -48,7 +54,7 @@ class Trainer {
     const dtype = m.dtype || 'float32';
     const feeds = {};
     for (const [name, t] of Object.entries(batch.inputs)) feeds[name] = tensor(t);
-    const x = batch.inputs[m.data.x.name];
+    const x = batch.inputs[firstInput(m)];
     const n = x.shape[0];
     const sw = m.data.sample_weight;
     if (sw && this.session.inputNames.includes(sw.name) && !feeds[sw.name]) {
@@ -72,7 +78,7 @@ class Trainer {
     for (const [output, input] of Object.entries(this.feeds)) this.state[input] = out[output];
     this.step = step;
     const logs = { loss: Number(out.loss.data[0]), size: n };
-    for (const name of Object.keys(out)) {
+    for (const name of Object.keys(out)) {  // per-output losses of a model with several come as metric/<output>_loss
       if (name.startsWith('metric/')) logs[name.slice(7)] = Number(out[name].data[0]);
     }
     return logs;
@@ -95,7 +101,7 @@ class Trainer {
       const sums = {};
       let seen = 0;
       for (let b = 0; b < epochs[e].length && !this.stopTraining; b++) {
-        await call('onBatchBegin', b, { batch: b, size: epochs[e][b].inputs[this.manifest.data.x.name].shape[0] });
+        await call('onBatchBegin', b, { batch: b, size: epochs[e][b].inputs[firstInput(this.manifest)].shape[0] });
         const logs = await this.trainOnBatch(epochs[e][b]);
         for (const [k, v] of Object.entries(logs)) if (k !== 'size') sums[k] = (sums[k] || 0) + v * logs.size;
         seen += logs.size;

@@ -157,7 +157,7 @@ class Compiled:
 
 
 def check_layer(layer, xs, reference, training=False, noise=None, seed=0, rtol=1e-6, atol=1e-7,
-                fd_eps=1e-6, opsets=(17,), float32_rtol=1e-4):
+                fd_eps=1e-6, opsets=(17,), float32_rtol=1e-4, float32_atol=0.0):
     """Compiled forward == reference(*xs, *weights); compiled gradients of sum(G*y) ==
     central differences of the reference (float64); float32 graphs agree too."""
     xs = [np.asarray(a) for a in xs]
@@ -183,6 +183,7 @@ def check_layer(layer, xs, reference, training=False, noise=None, seed=0, rtol=1
         got32 = c32.run(xs, weights, G, noise)
         for key, value in got.items():
             scale = np.abs(value).max() + 1e-6
-            np.testing.assert_allclose(got32[key], value, rtol=float32_rtol, atol=float32_rtol * scale,
+            np.testing.assert_allclose(got32[key], value, rtol=float32_rtol,
+                                       atol=max(float32_rtol * scale, float32_atol),
                                        err_msg=f"float32 {key} at opset {opset}")
     return got
