@@ -71,7 +71,7 @@ class OnnxModel:
     """An ONNX graph with one data input, traced into IR node by node."""
 
     def __init__(self, source, trainable=None, frozen=(), output=None, batchnorm="fixed", input_shape=None,
-                 constants_as_weights=False, name=None):
+                 constants_as_weights=False, name=None, require_batch_output=True):
         from ..untrusted import load_onnx
         load_families()
         label = f"ONNX model {source!r}" if not isinstance(source, onnx.ModelProto) else "the ONNX model"
@@ -96,7 +96,11 @@ class OnnxModel:
         self._weights = {}
         self._forced_frozen = set()
         trace = self.trace(self.input_value("x"), training=False)  # validates and discovers weights
-        self.output_shape = tuple(trace.output.shape[1:])
+        out = trace.output
+        if require_batch_output and (not out.shape or out.shape[0] != "N"):
+            raise ShapeError(f"the output {self._output!r} has shape {out.shape}; accepted: an output whose first "
+                             "dim is the batch")
+        self.output_shape = tuple(out.shape[1:])
         known = set(self._weights)
         for what, names in (("trainable", self._trainable_names or ()), ("frozen", self._frozen)):
             for n in names:
@@ -226,11 +230,7 @@ class OnnxModel:
             ctx.node, ctx.position = node, pos
             self._translate(ctx, node)
         ctx.node = None
-        out = ctx.value(self._output)
-        if not out.shape or out.shape[0] != "N":
-            raise ShapeError(f"the output {self._output!r} has shape {out.shape}; accepted: an output whose first "
-                             "dim is the batch")
-        return Trace(out, self.weights, tctx.updates, tctx.random_inputs)
+        return Trace(ctx.value(self._output), self.weights, tctx.updates, tctx.random_inputs)
 
     def _translate(self, ctx, node):
         ins = [i for i in node.input if i]

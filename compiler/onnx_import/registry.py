@@ -44,7 +44,7 @@ def unsupported(reason, *op_types):
 
 def load_families():
     """Import every family module (registration happens on import)."""
-    from . import elementwise, linalg, pooling, normalization, shape, reductions, recurrent  # noqa: F401
+    from . import elementwise, linalg, pooling, normalization, shape, reductions, structural, recurrent  # noqa: F401,E501
     return TRANSLATORS
 
 

@@ -140,38 +140,6 @@ def concat(ctx, node):
     return apply(ctx, "concat", vals, axis=ctx.attrs(node)["axis"])
 
 
-def _clamp(v, n):
-    v = int(v)
-    if v < 0:
-        v += n
-    return min(max(v, 0), n)
-
-
-@translates("Slice", note="one slice primitive per sliced axis (step 1); its adjoint pads with zeros",
-            sample=Sample((2, 5, 4), np.array([1, -3]), np.array([4, 100]), np.array([1, 2])))
-def slice_op(ctx, node):
-    x = ctx.value(node.input[0])
-    ins = list(node.input) + [""] * 5
-    starts = np.asarray(ctx.const(ins[1], "starts")).reshape(-1)
-    ends = np.asarray(ctx.const(ins[2], "ends")).reshape(-1)
-    axes = np.asarray(ctx.const(ins[3], "axes")).reshape(-1) if ins[3] else range(len(starts))
-    steps = np.asarray(ctx.const(ins[4], "steps")).reshape(-1) if ins[4] else [1] * len(starts)
-    for s, e, ax, st in zip(starts, ends, axes, steps):
-        ax = int(ax) % x.rank
-        n = x.shape[ax]
-        if int(st) != 1:
-            raise SymgradError(f"Slice with step {int(st)} is not supported; accepted: step 1")
-        if not isinstance(n, int):
-            if int(s) == 0 and int(e) >= 2 ** 31 - 1:
-                continue
-            raise ShapeError(f"Slice along the batch axis of {x.shape} is not supported")
-        s, e = _clamp(s, n), _clamp(e, n)
-        if s == 0 and e == n:
-            continue
-        x = apply(ctx, "slice", [x], axis=ax, start=s, end=e)
-    return x
-
-
 @translates("Gather", note="constant scalar index: slice + squeeze; constant indices elsewhere: a one-hot MatMul "
                            "(adjoint: its transpose); data-dependent ids on axis 0: the gather primitive (adjoint: "
                            "scatter-add)",

@@ -71,22 +71,41 @@ class Gelu(OpRun):
         return (0.5 * x * (1 + np.vectorize(math.erf, otypes=[np.float64])(x / np.sqrt(2))),)
 
 
+class LRN(OpRun):
+    """The spec's formula (onnx.reference's LRN disagrees with it): the window runs
+    floor((size-1)/2) channels back and ceil((size-1)/2) forward."""
+
+    op_domain = ""
+
+    def _run(self, x, alpha=1e-4, beta=0.75, bias=1.0, size=None):
+        sq = np.zeros_like(x)
+        for c in range(x.shape[1]):
+            lo, hi = max(0, c - (size - 1) // 2), min(x.shape[1] - 1, c + size // 2)
+            sq[:, c] = (x[:, lo:hi + 1] ** 2).sum(axis=1)
+        return (x / (bias + alpha / size * sq) ** beta,)
+
+
 class Original:
     """The original node in float64 with onnx.reference (NumPy): onnxruntime's double
     kernels of some ops (Erf, HardSigmoid, Celu...) are missing or float32-accurate,
     which finite differences with a 1e-6 step cannot tolerate."""
 
-    def __init__(self, model):
-        self.session = ReferenceEvaluator(model, new_ops=[ConvTranspose, Erf, Gelu])
+    def __init__(self, model, output="y0"):
+        self.session = ReferenceEvaluator(model, new_ops=[ConvTranspose, Erf, Gelu, LRN])
+        self.output = output
 
     def __call__(self, feeds):
-        return {"y0": self.session.run(None, feeds)[0]}
+        return {"y0": self.session.run([self.output], feeds)[0]}
 
 
 def check_gradient(op_type, sample, seed=0, eps=1e-6, atol=1e-6, rtol=1e-5):
+    return sum(check_output(op_type, sample, k, seed, eps, atol, rtol) for k in range(sample.outputs))
+
+
+def check_output(op_type, sample, k, seed=0, eps=1e-6, atol=1e-6, rtol=1e-5):
     model, x, weights = build(op_type, sample, seed)
-    original = Original(model)
-    imported = OnnxModel(model)
+    original = Original(model, f"y{k}")
+    imported = OnnxModel(model, output=f"y{k}", require_batch_output=False)
     xv = imported.input_value("x")
     trace = imported.trace(xv, training=False)
     y_ref = original({"x": x, **{}})["y0"]
@@ -112,7 +131,7 @@ def check_gradient(op_type, sample, seed=0, eps=1e-6, atol=1e-6, rtol=1e-5):
             for t in m.graph.initializer:
                 if t.name in w_:
                     t.CopyFrom(numpy_helper.from_array(w_[t.name], t.name))
-        return float(np.sum(r * Original(m)({"x": x_})["y0"]))
+        return float(np.sum(r * Original(m, f"y{k}")({"x": x_})["y0"]))
 
     targets = [("x", x)] + [(w.name, weights[w.name]) for w in trainable]
     for name, base in targets:
