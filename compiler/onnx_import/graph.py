@@ -53,18 +53,53 @@ def _elem_dtype(value_info):
 
 
 def upgrade(model, label):
-    """The model at an opset the translators read (7..16 are converted to 17)."""
+    """The model at an opset the translators read (7..16 are converted to 17).
+
+    The converter serializes the whole model, weights included; large float initializers
+    travel as graph inputs instead (it never needs their values) and come back after."""
     version = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), None)
     if version is None or version not in OPSETS:
         raise SymgradError(f"{label} uses opset {version}; accepted: ONNX opsets {OPSETS.start} to {OPSETS.stop - 1}")
-    if version < WORKING_OPSET:
-        from onnx import version_converter
-        try:
-            model = version_converter.convert_version(model, WORKING_OPSET)
-        except Exception as exc:
-            raise SymgradError(f"{label}: converting opset {version} to {WORKING_OPSET} failed "
-                               f"({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})") from None
-    return model
+    if version >= WORKING_OPSET:
+        return model
+    from onnx import version_converter
+    heavy = [t for t in model.graph.initializer if t.data_type in (onnx.TensorProto.FLOAT, onnx.TensorProto.DOUBLE)
+             and int(np.prod(t.dims, dtype=np.int64)) > 64]
+    names = {t.name for t in heavy}
+    light = _slim_copy(model, names)
+    try:
+        light = version_converter.convert_version(light, WORKING_OPSET)
+    except Exception as exc:
+        raise SymgradError(f"{label}: converting opset {version} to {WORKING_OPSET} failed "
+                           f"({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})") from None
+    inputs = [i for i in light.graph.input if i.name not in names or i.name in _declared_inputs(model, names)]
+    del light.graph.input[:]
+    light.graph.input.extend(inputs)
+    light.graph.initializer.extend(heavy)
+    return light
+
+
+def _declared_inputs(model, names):
+    """Heavy initializers the file itself lists as graph inputs (IR < 4 does)."""
+    return {i.name for i in model.graph.input if i.name in names}
+
+
+def _slim_copy(model, heavy_names):
+    """The model without the heavy initializers' data: each becomes a graph input of the
+    same type and shape (the file may list it as an input already)."""
+    graph = model.graph
+    declared = _declared_inputs(model, heavy_names)
+    extra = [onnx.helper.make_tensor_value_info(t.name, t.data_type, list(t.dims))
+             for t in graph.initializer if t.name in heavy_names and t.name not in declared]
+    slim = onnx.helper.make_graph(list(graph.node), graph.name, list(graph.input) + extra, list(graph.output),
+                                  [t for t in graph.initializer if t.name not in heavy_names],
+                                  value_info=list(graph.value_info))
+    out = onnx.ModelProto()
+    out.ir_version = model.ir_version
+    out.opset_import.extend(model.opset_import)
+    out.producer_name, out.producer_version = model.producer_name, model.producer_version
+    out.graph.CopyFrom(slim)
+    return out
 
 
 class OnnxModel:

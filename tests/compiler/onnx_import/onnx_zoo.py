@@ -16,12 +16,23 @@ def _draw(name, shape, rng):
     lower = name.lower()
     if len(shape) >= 2:
         fan_in = int(np.prod(shape[1:])) if len(shape) > 2 else int(shape[0] if "classifier" in lower else shape[1])
-        return rng.normal(0, np.sqrt(2.0 / max(fan_in, 1)), size=shape)
+        return rng.standard_normal(size=shape, dtype=np.float32) * np.float32(np.sqrt(2.0 / max(fan_in, 1)))
     if any(k in lower for k in ("var", "riv")):
         return rng.uniform(0.5, 1.5, size=shape)
     if any(k in lower for k in ("scale", "_s_0", "bn_s")):
         return 1 + 0.1 * rng.normal(size=shape)
     return 0.05 * rng.normal(size=shape)
+
+
+def logits(model):
+    """The tensor the final Softmax reads (the graph output when there is none)."""
+    soft = [n for n in model.graph.node if n.op_type == "Softmax"]
+    return soft[-1].input[0] if soft else model.graph.output[0].name
+
+
+def data_input(model):
+    inits = {t.name for t in model.graph.initializer}
+    return next(i.name for i in model.graph.input if i.name not in inits)
 
 
 def load(name, seed=0):
