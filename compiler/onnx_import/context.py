@@ -44,12 +44,18 @@ def ir_dim(d):
         return int(d)
     if d == BATCH:
         return "N"
+    coeff, rest = d.as_coeff_Mul()
+    if rest == BATCH and coeff.is_Integer and coeff > 0:
+        return str(d)      # a multiple of the batch ("2*N": batch x heads in attention)
     raise ShapeError(f"the dim {d} depends on the batch size in a way the importer cannot keep symbolic "
-                     "(accepted: the batch dim itself, or dims that do not depend on it)")
+                     "(accepted: the batch dim, a whole multiple of it, or dims that do not depend on it)")
 
 
 def folded_dim(d):
-    return BATCH if d == "N" else int(d) if isinstance(d, (int, np.integer)) else sympy.Symbol(str(d))
+    """An IR dim as a folded value: ints stay, "N" and "2*N" become expressions of BATCH."""
+    if isinstance(d, (int, np.integer)):
+        return int(d)
+    return sympy.sympify(str(d), locals={"N": BATCH})
 
 
 def number(x):
@@ -149,12 +155,20 @@ class ImportContext:
         return v
 
     # ---------------------------------------------------------------- writing
+    def is_zero(self, name):
+        """Whether ``name`` is all zeros known at import (an RNN's default initial state)."""
+        e = self.entry(name)
+        if isinstance(e, Lazy):
+            return e.expr == 0
+        return isinstance(e, np.ndarray) and e.dtype != object and not np.any(e)
+
     def set(self, name, entry):
         if not name:
             return
         if isinstance(entry, Lazy):
             free = entry.expr.free_symbols
-            if not free and not isinstance(entry.expr, sympy.logic.boolalg.Boolean):
+            static = all(isinstance(d, int) for d in entry.shape)
+            if not free and static and not isinstance(entry.expr, sympy.logic.boolalg.Boolean):
                 entry = np.full(entry.shape, float(entry.expr))  # constant arithmetic folds
             elif isinstance(entry.expr, sympy.Symbol):
                 v = ir.value_of(entry.expr)

@@ -82,6 +82,8 @@ def _symbolic(ctx, node, ins):
         return {"Add": np.add, "Sub": np.subtract, "Mul": np.multiply}[op](ins[0], ins[1])
     if op == "Div":
         return _int_div(ins[0], ins[1])
+    if op == "Mod":
+        return np.vectorize(lambda p, q: sympy.Mod(p, q), otypes=[object])(ins[0], ins[1])
     if op == "Equal":
         return _compare(sympy.Eq)(ins[0], ins[1])
     if op == "Less":
@@ -105,7 +107,8 @@ def _symbolic(ctx, node, ins):
         return np.broadcast_to(x, np.broadcast_shapes(x.shape, tuple(int(d) for d in ins[1]))).copy()
     raise SymgradError(f"{op} over a shape that depends on the batch size cannot be folded at import; accepted in "
                        "batch-dependent shape arithmetic: Identity, Cast, Gather, Slice, Concat, Unsqueeze, Squeeze, "
-                       "Reshape, Add, Sub, Mul, Div, Equal, Less, Greater, Where, Neg, Max, Min, ReduceProd, Expand")
+                       "Reshape, Add, Sub, Mul, Div, Mod, Equal, Less, Greater, Where, Neg, Max, Min, ReduceProd, Expand, "
+                       "ConstantOfShape")
 
 
 def _simplify(out):
@@ -140,6 +143,18 @@ def fold_node(ctx, node):
     """The node's outputs as NumPy arrays (its inputs are all constants)."""
     ins = [ctx.const(i) if i else None for i in node.input]
     present = [i for i in ins if i is not None]
+    if node.op_type == "ConstantOfShape" and present[0].dtype == object:
+        return [constant_of_symbolic_shape(ctx, node, present[0])]
     if any(i.dtype == object for i in present):
         return [_simplify(np.asarray(_symbolic(ctx, node, present)))]
     return [np.asarray(o) for o in _reference(ctx, node, present)]
+
+
+def constant_of_symbolic_shape(ctx, node, shape):
+    """ConstantOfShape whose shape holds the batch size (zero initial states of an RNN):
+    a constant Lazy expression with that shape, never materialised unless used as data."""
+    from onnx import numpy_helper
+    from .context import Lazy, ir_dim, number
+    a = ctx.attrs(node)
+    value = numpy_helper.to_array(a["value"]).reshape(-1)[0] if "value" in a else 0.0
+    return Lazy(number(value), tuple(ir_dim(d) for d in shape.reshape(-1)))

@@ -80,7 +80,8 @@ def recurrent(ctx, node):
             steps = steps[::-1]
         states = []
         for k, s in enumerate(init):
-            states.append(_row(ctx, ctx.value(s), d, "init").sym if s else sympy.S.Zero)
+            zero = not s or ctx.is_zero(s)
+            states.append(sympy.S.Zero if zero else _row(ctx, ctx.value(s), d, "init").sym)
         rgates = ir.value_of(r.sym)
         step = _stepper(op, a, gates, hidden, acts[d], rgates, rb, f"{name}/d{d}")
         history = ops_rnn.unroll(step, steps, states, name=f"{name}/d{d}")

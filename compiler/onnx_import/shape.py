@@ -65,20 +65,20 @@ def _target_shape(ctx, node, x_shape):
         d = sympy.sympify(d)
         if d == 0 and not allowzero:
             out.append(x_shape[i])
-        elif d == BATCH:
-            out.append("N")
         elif d.is_Integer:
             out.append(int(d))
         else:
-            out.append(-1)  # a batch-dependent size: the one dim the reshape infers
-    if sum(1 for d in out if d == -1 or d == "N") > 1 and "N" in out and -1 in out:
-        out = [-1 if d == "N" else d for d in out]  # e.g. (N, -1): the -1 is static, infer it from N
-        known = [d for d in out if d != -1]
-        if len([d for d in out if d == -1]) > 1:
-            rest = ir.static_size([d for d in x_shape if d != "N"]) // max(ir.static_size(
-                [d for d in known if isinstance(d, int)]) or 1, 1)
-            first = out.index(-1)
-            out = ["N" if i == first else (rest if d == -1 else d) for i, d in enumerate(out)]
+            out.append(ir_dim(d))   # "N", or a multiple of it such as "2*N"
+    symbolic = [i for i, d in enumerate(out) if isinstance(d, str)]
+    if -1 in out and symbolic:
+        # (N, -1): the -1 is static; work it out so that the reshape infers one dim only
+        x_sym = [sympy.sympify(d, locals={"N": BATCH}) if isinstance(d, str) else d for d in x_shape]
+        t_sym = [sympy.sympify(d, locals={"N": BATCH}) for d in out if isinstance(d, str)]
+        static_known = ir.static_size([d for d in out if isinstance(d, int) and d != -1])
+        rest = sympy.simplify(sympy.Mul(*x_sym) / (sympy.Mul(*t_sym) * static_known))
+        if not rest.is_Integer:
+            raise ShapeError(f"cannot reshape {x_shape} into {tuple(out)}")
+        out = [int(rest) if d == -1 else d for d in out]
     return _fix_file_batch(ctx, tuple(out), x_shape)
 
 
@@ -172,6 +172,15 @@ def gather(ctx, node):
     return picked if idx.ndim == 1 else apply(ctx, "reshape", [picked], shape=target)
 
 
-unsupported("int outputs have no gradient and no IR form yet", "ArgMax", "ArgMin", "TopK", "NonZero", "Unique")
+def _folded_only(ctx, node):
+    raise SymgradError(f"{node.op_type} is imported only as shape arithmetic (all inputs known at import); here "
+                       "an input is computed from the data")
+
+
+translates("ConstantOfShape", "Range", "Mod", "EyeLike", "ReduceProd", "NonZero", "Trilu", "OneHot", status=FOLDED,
+           note="shape arithmetic: evaluated at import when every input is known (the batch size as a symbol)")(
+    _folded_only)
+
+unsupported("int outputs have no gradient and no IR form yet", "ArgMax", "ArgMin", "TopK", "Unique")
 unsupported("control flow is not imported", "If", "Loop", "Scan")
 __all__ = ["PASS_THROUGH", "Initializer"]
