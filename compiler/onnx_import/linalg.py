@@ -28,6 +28,8 @@ def batched_matmul(ctx, a, b):
 def matmul(ctx, a, b):
     if b.rank == 2 and a.rank >= 1:
         return apply(ctx, "matmul", [a, b])
+    if a.rank == b.rank >= 3 and tuple(a.shape[:-2]) == tuple(b.shape[:-2]):
+        return apply(ctx, "batch_matmul", [a, b])         # attention's products
     if a.rank == 2 and b.rank > 2 and isinstance(a.shape[0], int):
         # (m, k) @ (..., k, n) = ((..., k, n)^T @ (k, m)... computed as the transpose of b^T a^T
         perm = tuple(range(b.rank - 2)) + (b.rank - 1, b.rank - 2)
@@ -37,8 +39,9 @@ def matmul(ctx, a, b):
     return batched_matmul(ctx, a, b)
 
 
-@translates("MatMul", note="the matmul primitive (rank-2 right side); batched products as reduce_sum of products",
-            sample=Sample((3, 4), (4, 5)))
+@translates("MatMul", note="the matmul primitive (rank-2 right side), batch_matmul for equal leading dims, "
+                           "else broadcast products summed by reduce_sum",
+            sample=Sample((3, 2, 4), (4, 5)))
 def matmul_op(ctx, node):
     return matmul(ctx, ctx.value(node.input[0]), ctx.value(node.input[1]))
 
