@@ -61,3 +61,21 @@ def resnet(blocks=(2, 2, 2, 2), widths=(64, 128, 256, 512), classes=1000, image=
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
     onnx.checker.check_model(model)
     return model
+
+
+def cnn8(seed=0):
+    """train_throughput's cnn8-pool-10 as an exporter writes it: Conv 8x3x3 + Relu,
+    MaxPool 2, Flatten, Gemm 1352 -> 10, on 1x28x28."""
+    g = _Graph(seed)
+    w = g.weight("conv.weight", (8, 1, 3, 3))
+    b = g.weight("conv.bias", (8,), value=np.zeros(8))
+    x = g.node("Relu", [g.node("Conv", ["input", w, b], "conv", kernel_shape=[3, 3])], "relu")
+    x = g.node("MaxPool", [x], "pool", kernel_shape=[2, 2], strides=[2, 2])
+    x = g.node("Flatten", [x], "flatten", axis=1)
+    fw = g.weight("fc.weight", (10, 8 * 13 * 13), std=0.05)
+    fb = g.weight("fc.bias", (10,), value=np.zeros(10))
+    g.node("Gemm", [x, fw, fb], "logits", transB=1)
+    graph = helper.make_graph(g.nodes, "cnn8", [helper.make_tensor_value_info("input", TensorProto.FLOAT,
+                                                                              ["batch", 1, 28, 28])],
+                              [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", 10])], g.inits)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
