@@ -64,3 +64,8 @@ def test_symgrad_artifacts_errors_are_one_line(tmp_path, capsys):
     assert err.count("\n") == 1 and "conv9.weight" in err
     assert not (tmp_path / "b").exists()
     assert main(["artifacts", str(tmp_path / "missing.onnx"), "--loss", "mse", "-o", str(tmp_path / "b")]) == 2
+
+
+def test_readme_headline_matches_the_table():
+    readme = (Path(__file__).resolve().parents[3] / "README.md").read_text(encoding="utf-8")
+    assert table.headline() in readme, "README.md's op-table headline is stale: paste table.headline()"
