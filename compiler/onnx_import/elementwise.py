@@ -8,7 +8,7 @@ from .. import ir
 from ..functions import sigmoid, softplus
 from ..ir import broadcast_shapes
 from .context import Lazy, number
-from .registry import DIFFERENTIABLE, PASS_THROUGH, Sample, translates
+from .registry import PASS_THROUGH, Sample, translates
 
 X = (3, 4)
 
@@ -216,7 +216,7 @@ def identity(ctx, node):
 def cast(ctx, node):
     e = ctx.entry(node.input[0])
     if node.op_type == "CastLike":
-        to_float = ctx.shape(node.input[1]) is not None and _is_float_like(ctx, node.input[1])
+        to_float = _is_float_like(ctx, node.input[1])
     else:
         from onnx import helper
         to_float = np.dtype(helper.tensor_dtype_to_np_dtype(ctx.attrs(node)["to"])).kind == "f"

@@ -11,7 +11,7 @@ from onnx import numpy_helper
 
 from .. import ir
 from ..errors import ParameterError, ShapeError, SymgradError, unknown_name
-from ..layers.base import RandomInput, TraceContext  # noqa: F401  (RandomInput: for translators)
+from ..layers.base import TraceContext
 from ..model import Trace
 from .context import BATCH, ImportContext, Initializer, Lazy, folded_dim, ir_dim
 from .errors import unsupported_op

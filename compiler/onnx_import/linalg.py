@@ -1,10 +1,6 @@
 """MatMul, Gemm and Conv onto the matmul / transpose / conv primitives."""
-import numpy as np
-import sympy
-
 from .. import ir
 from ..errors import ShapeError, SymgradError
-from ..primitives.conv import conv_out_spatial
 from .context import Lazy, number
 from .registry import Sample, translates
 
@@ -104,5 +100,3 @@ def conv(ctx, node):
     return apply(ctx, "conv", ins, strides=strides, padding="explicit", pads=pads, dilations=dilations,
                  group=int(ctx.attrs(node).get("group", 1)))
 
-
-__all__ = ["conv_out_spatial", "sympy", "np"]

@@ -9,7 +9,8 @@ the running ones as model state (ONNX momentum: running = m * running + (1 - m) 
 import sympy
 
 from ..errors import ShapeError
-from .context import Initializer, Lazy, number
+from .. import ir
+from .context import Initializer, Lazy, materialize, number
 from .linalg import apply
 from .registry import Sample, translates
 
@@ -44,11 +45,10 @@ def batch_norm(ctx, node):
         axes = (0,) + tuple(range(2, x.rank))
         mu = apply(ctx, "reduce_mean", [x], axes=axes)
         centred = x.sym - mu.sym
-        sigma2 = apply(ctx, "reduce_mean", [ctx_ew(centred)], axes=axes)
+        sigma2 = apply(ctx, "reduce_mean", [ir.elementwise(centred ** 2, name="batchnorm/centred")], axes=axes)
         momentum = number(a.get("momentum", 0.9))
         for stat_name, running, batch in ((node.input[3], mean, mu), (node.input[4], var, sigma2)):
             new = Lazy(momentum * running.sym + (1 - momentum) * batch.sym, (x.shape[1],) + (1,) * (x.rank - 2))
-            from .context import materialize
             upd = apply(ctx, "reshape", [materialize(new, stat_name + "/next")], shape=(x.shape[1],))
             ctx.trace.updates[stat_name] = upd
         mean_sym, var_sym = mu.sym, sigma2.sym
@@ -56,11 +56,6 @@ def batch_norm(ctx, node):
         mean_sym, var_sym = mean.sym, var.sym
     y = (x.sym - mean_sym) / sympy.sqrt(var_sym + eps) * scale.sym + bias.sym
     return Lazy(y, x.shape)
-
-
-def ctx_ew(expr):
-    from .. import ir
-    return ir.elementwise(expr, name="batchnorm/centred")
 
 
 @translates("LayerNormalization", note="sympy over reduce_mean over the trailing axes from `axis`",
@@ -72,7 +67,6 @@ def layer_norm(ctx, node):
     axes = tuple(range(axis, x.rank))
     eps = number(a.get("epsilon", 1e-5))
     mu = apply(ctx, "reduce_mean", [x], axes=axes)
-    from .. import ir
     centred = ir.elementwise(x.sym - mu.sym, name=(node.name or "layernorm") + "/centred")
     var = apply(ctx, "reduce_mean", [ir.elementwise(centred.sym ** 2)], axes=axes)
     y = centred.sym / sympy.sqrt(var.sym + eps)

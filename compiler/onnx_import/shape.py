@@ -7,7 +7,7 @@ from .. import ir
 from ..errors import ShapeError, SymgradError
 from .context import BATCH, Initializer, folded_dim, ir_dim
 from .linalg import apply
-from .registry import FOLDED, PASS_THROUGH, Sample, translates, unsupported
+from .registry import FOLDED, Sample, translates, unsupported
 
 
 def _axes_input(ctx, node, index=1):
@@ -183,4 +183,3 @@ translates("ConstantOfShape", "Range", "Mod", "EyeLike", "ReduceProd", "NonZero"
 
 unsupported("int outputs have no gradient and no IR form yet", "ArgMax", "ArgMin", "TopK", "Unique")
 unsupported("control flow is not imported", "If", "Loop", "Scan")
-__all__ = ["PASS_THROUGH", "Initializer"]

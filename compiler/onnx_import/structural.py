@@ -9,9 +9,8 @@ import sympy
 from .. import ops_nn, ops_tensor
 from ..build import build_ir
 from ..errors import ShapeError, SymgradError
-from .context import BATCH, number
-from .linalg import auto_pads
-from .registry import PASS_THROUGH, Sample, translates
+from .context import BATCH
+from .registry import Sample, translates
 
 
 def build(ctx, expr):
@@ -234,5 +233,3 @@ def group_norm(ctx, node):
         params.append(v.sym)
     return build(ctx, ops_tensor.group_norm(x.sym, groups, params[0], params[1], a.get("epsilon", 1e-5)))
 
-
-__all__ = ["auto_pads", "number", "PASS_THROUGH"]

@@ -5,7 +5,7 @@ import onnx
 import pytest
 from onnx.reference import ReferenceEvaluator
 
-from symgrad.compiler import UnsupportedOpError, from_onnx, optimizers
+from symgrad.compiler import UnsupportedOpError, from_onnx, losses, optimizers
 from symgrad.compiler.errors import ParameterError, ShapeError, UnknownNameError
 from symgrad.compiler.gradcheck import Runner
 from symgrad.compiler.onnx_import import OnnxModel
@@ -80,13 +80,13 @@ def test_float64_gradients_equal_finite_differences_of_the_original():
 
 
 def test_a_small_cnn_trains_with_falling_loss_and_frozen_weights_stay():
-    program = from_onnx(small_cnn(), loss="sparse_categorical_crossentropy", optimizer=optimizers.Adam(0.01),
-                        frozen=["conv1.weight"], metrics=["accuracy"])
+    program = from_onnx(small_cnn(), loss=losses.get("sparse_categorical_crossentropy", from_logits=True),
+                        optimizer=optimizers.Adam(0.01), frozen=["conv1.weight"], metrics=["accuracy"])
     x, y = _data(24)
     trainer = Trainer(program)
     before = dict(zip(trainer.weight_names, trainer.get_weights()))
-    losses = [trainer.train_on_batch(x, y, return_dict=True)["loss"] for _ in range(15)]
-    assert losses[-1] < 0.7 * losses[0]
+    history = [trainer.train_on_batch(x, y, return_dict=True)["loss"] for _ in range(15)]
+    assert history[-1] < 0.7 * history[0]
     after = dict(zip(trainer.weight_names, trainer.get_weights()))
     np.testing.assert_array_equal(after["conv1.weight"], before["conv1.weight"])
     np.testing.assert_array_equal(after["bn1.running_mean"], before["bn1.running_mean"])
@@ -107,9 +107,11 @@ def test_batchnorm_train_option_updates_running_statistics_as_state():
         [t for t in m.graph.initializer if t.name.startswith("conv1")]),
         opset_imports=[helper.make_opsetid("", 17)]))
     c1 = conv.run(None, {"x": x})[0]
+    state = trainer.state_dict()
     want = 0.9 * inits["bn1.running_mean"] + 0.1 * c1.mean(axis=(0, 2, 3))
-    got = trainer.state_dict()["bn1.running_mean"]
-    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(state["bn1.running_mean"], want, rtol=1e-5, atol=1e-6)
+    want = 0.9 * inits["bn1.running_var"] + 0.1 * c1.var(axis=(0, 2, 3))      # biased, as ONNX's spec
+    np.testing.assert_allclose(state["bn1.running_var"], want, rtol=1e-5, atol=1e-6)
 
 
 def test_trainable_list_and_expression_loss():
@@ -181,3 +183,22 @@ def test_old_opsets_are_converted():
     program = from_onnx(m, loss="mse", optimizer="sgd")
     x = rng.normal(size=(4, 2, 3)).astype(np.float32)
     np.testing.assert_allclose(run(program.inference_model(), x=x)["y_pred"], run(m, x=x)["y"], rtol=1e-5)
+
+
+def test_batchnorm_train_option_normalises_with_batch_statistics():
+    """The train step's loss equals the original model run with BatchNormalization in
+    training mode (onnx.reference, training_mode=1: batch mean and biased variance)."""
+    m = small_cnn()
+    program = from_onnx(m, loss=losses.get("sparse_categorical_crossentropy", from_logits=True), optimizer="sgd",
+                        batchnorm="train")
+    x, y = _data()
+    loss = Trainer(program).train_on_batch(x, y, return_dict=True)["loss"]
+    train_mode = onnx.ModelProto()
+    train_mode.CopyFrom(m)
+    bn = next(n for n in train_mode.graph.node if n.op_type == "BatchNormalization")
+    bn.attribute.append(helper.make_attribute("training_mode", 1))
+    bn.output.extend(["bn_mean", "bn_var"])
+    logits = ReferenceEvaluator(train_mode).run(["logits"], {"x": x})[0].astype(np.float64)
+    z = logits - logits.max(axis=1, keepdims=True)
+    logp = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+    assert loss == pytest.approx(-logp[np.arange(len(y)), y].mean(), rel=1e-5)
