@@ -154,8 +154,10 @@ translates("LSTM", note=_NOTE.format("", ", peepholes, clip or input_forget"),
            sample=Sample((2, 3, 4), (2, 12, 4), (2, 12, 3), (2, 24), low=-0.9, high=0.9, hidden_size=3, layout=1,
                          direction="bidirectional", outputs=3))(recurrent)
 translates("GRU", note=_NOTE.format("; linear_before_reset 0 and 1", " or clip"),
-           sample=Sample((2, 3, 4), (1, 9, 4), (1, 9, 3), (1, 18), low=-0.9, high=0.9, hidden_size=3, layout=1,
-                         outputs=2))(recurrent)
+           sample=[Sample((2, 3, 4), (1, 9, 4), (1, 9, 3), (1, 18), low=-0.9, high=0.9, hidden_size=3, layout=1,
+                          outputs=2),
+                   Sample((2, 3, 4), (1, 9, 4), (1, 9, 3), (1, 18), low=-0.9, high=0.9, hidden_size=3, layout=1,
+                          linear_before_reset=1, direction="reverse", outputs=2)])(recurrent)
 translates("RNN", note=_NOTE.format("", " or clip"),
            sample=Sample((2, 3, 4), (1, 3, 4), (1, 3, 3), (1, 6), low=-0.9, high=0.9, hidden_size=3, layout=1,
                          direction="reverse", outputs=2))(recurrent)

@@ -18,8 +18,8 @@ class Translator:
     generated gradient test checks (None: no test, the note says why)."""
 
     def __init__(self, op_type, fn, status, note, family, sample=None):
-        self.op_type, self.fn, self.status, self.note, self.family, self.sample = \
-            op_type, fn, status, note, family, sample
+        self.op_type, self.fn, self.status, self.note, self.family = op_type, fn, status, note, family
+        self.samples = [] if sample is None else list(sample) if isinstance(sample, (list, tuple)) else [sample]
 
 
 TRANSLATORS = {}
