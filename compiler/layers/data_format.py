@@ -1,0 +1,107 @@
+"""Image data layout: "channels_first" (N, C, *spatial), ONNX's and PyTorch's, or
+"channels_last" (N, *spatial, C), Keras's and TensorFlow's.
+
+One model-wide default, read when a layer is built: ``set_image_data_format`` /
+``image_data_format`` (as keras.config). The default stays "channels_first" because
+that is what every symgrad layer, kernel and saved bundle meant before data_format
+existed; switching it silently would reread existing users' (N, C, H, W) data as
+(N, H, W, C). Keras users call ``layers.set_image_data_format("channels_last")`` once,
+or pass ``data_format="channels_last"`` per layer.
+
+Compute is channels-first (ONNX Conv and pooling are). A channels_last layer views its
+input as channels-first and hands its output back channels-last through one Transpose
+each way; the next channels_last layer peels that Transpose off instead of adding the
+inverse one (also through elementwise work on it, such as an activation), so a chain of
+spatial layers transposes once where it begins and once where a channels_last tensor
+leaves it (Flatten, Dense, a model output): never per layer.
+"""
+from .. import ir, ops
+from ..errors import ParameterError, ShapeError
+
+FORMATS = ("channels_first", "channels_last")
+_default = ["channels_first"]
+
+
+def set_image_data_format(data_format):
+    """Set the layout every spatial layer without its own ``data_format`` uses."""
+    if data_format not in FORMATS:
+        raise ParameterError(f"image data format must be one of {', '.join(map(repr, FORMATS))}, "
+                             f"got {data_format!r}")
+    _default[0] = data_format
+
+
+def image_data_format():
+    return _default[0]
+
+
+def check(owner, data_format):
+    """A layer's data_format argument: None (the model-wide default, read at build) or a format."""
+    if data_format is not None and data_format not in FORMATS:
+        raise ParameterError(f"{owner}: parameter 'data_format' must be 'channels_first', 'channels_last' or None "
+                             f"(the default, now {image_data_format()!r}), got {data_format!r}")
+    return data_format
+
+
+def resolve(data_format):
+    return data_format or image_data_format()
+
+
+def layout_text(data_format, spatial_rank):
+    names = {1: ("length",), 2: ("height", "width"), 3: ("depth", "height", "width")}.get(
+        spatial_rank, tuple(f"d{i}" for i in range(spatial_rank)))
+    dims = ("channels",) + names if data_format == "channels_first" else names + ("channels",)
+    return "(batch, " + ", ".join(dims) + ")"
+
+
+def split_shape(owner, name, data_format, input_shape, spatial_rank):
+    """(channels, spatial) of a Keras input shape (batch first), or a ShapeError naming the
+    layout and the shape."""
+    if len(input_shape) != spatial_rank + 2 or any(d is None for d in input_shape[1:]):
+        raise ShapeError(f"{owner} {name!r} expects inputs of shape {layout_text(data_format, spatial_rank)} with "
+                         f"static dims after the batch (data_format={data_format!r}), got {tuple(input_shape)}")
+    if data_format == "channels_first":
+        return input_shape[1], tuple(input_shape[2:])
+    return input_shape[-1], tuple(input_shape[1:-1])
+
+
+def join_shape(data_format, batch, channels, spatial):
+    if data_format == "channels_first":
+        return (batch, channels) + tuple(spatial)
+    return (batch,) + tuple(spatial) + (channels,)
+
+
+def to_last_perm(rank):
+    return (0,) + tuple(range(2, rank)) + (1,)
+
+
+def to_first_perm(rank):
+    return (0, rank - 1) + tuple(range(1, rank - 1))
+
+
+def peel(expr, rank):
+    """The channels-first expression whose to-last transpose ``expr`` is, or None."""
+    v = ir.value_of(expr) if hasattr(expr, "is_Symbol") and expr.is_Symbol else None
+    if v is None:
+        return None
+    if v.op == "transpose" and tuple(v.attrs["perm"]) == to_last_perm(rank):
+        return v.inputs[0].sym
+    if v.op == "elementwise":  # an activation on a transposed tensor: apply it before the transpose
+        tensors = [i for i in v.inputs if ir.static_size(i.shape) != 1]
+        if len(tensors) == 1 and tensors[0].op == "transpose" and tensors[0].rank == rank \
+                and tuple(tensors[0].attrs["perm"]) == to_last_perm(rank):
+            t = tensors[0]
+            return v.expr.xreplace({t.sym: t.inputs[0].sym})
+    return None
+
+
+def channels_first(x, data_format, rank):
+    """x (in ``data_format``) as a channels-first expression."""
+    if data_format == "channels_first":
+        return x
+    inner = peel(x, rank)
+    return inner if inner is not None else ops.transpose(x, to_first_perm(rank))
+
+
+def restore(y, data_format, rank):
+    """A channels-first result handed back in ``data_format``."""
+    return y if data_format == "channels_first" else ops.transpose(y, to_last_perm(rank))
