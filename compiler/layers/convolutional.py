@@ -50,6 +50,7 @@ class SpatialLayer(Layer):
     def ensure_built(self, input_shape, rng=None):
         if not self.built:
             self._built_format = fmt.resolve(self.data_format)  # fixed once the weights exist
+            fmt.warn_if_keras_shaped(type(self).__name__, self.name, self.data_format, input_shape)
         return super().ensure_built(input_shape, rng)
 
     def to_first(self, x):

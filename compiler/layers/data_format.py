@@ -15,11 +15,14 @@ inverse one (also through elementwise work on it, such as an activation), so a c
 spatial layers transposes once where it begins and once where a channels_last tensor
 leaves it (Flatten, Dense, a model output): never per layer.
 """
+import warnings
+
 from .. import ir, ops
 from ..errors import ParameterError, ShapeError
 
 FORMATS = ("channels_first", "channels_last")
 _default = ["channels_first"]
+_chosen = [False]   # whether the user has set the default (then the guess below stays quiet)
 
 
 def set_image_data_format(data_format):
@@ -28,6 +31,23 @@ def set_image_data_format(data_format):
         raise ParameterError(f"image data format must be one of {', '.join(map(repr, FORMATS))}, "
                              f"got {data_format!r}")
     _default[0] = data_format
+    _chosen[0] = True
+
+
+def warn_if_keras_shaped(owner, name, data_format, input_shape):
+    """The one case the unchosen channels_first default likely misreads: a Keras image
+    (H, W, 1 or 3) taken as H channels of W x 1 or W x 3 images. A warning, not an error:
+    such a shape can be meant."""
+    if data_format is not None or _chosen[0] or len(input_shape) < 4:
+        return
+    first, last = input_shape[1], input_shape[-1]
+    if last in (1, 3) and first not in (1, 3) and first is not None and first > 4:
+        warnings.warn(
+            f"{owner} {name!r} reads the input {tuple(input_shape)} as channels_first: {first} channels of "
+            f"{'x'.join(str(d) for d in input_shape[2:])} images. If it is channels_last (Keras' (height, width, "
+            f"channels)), call symgrad.compiler.layers.set_image_data_format('channels_last') or pass "
+            f"data_format='channels_last'; set the format (or pass data_format='channels_first') to silence this.",
+            stacklevel=3)
 
 
 def image_data_format():

@@ -279,6 +279,22 @@ def test_a_channels_last_model_transposes_once_at_each_boundary_and_gives_keras_
     np.testing.assert_allclose(c.run([x])["y"], want, rtol=1e-10, atol=1e-12)
 
 
+def test_a_keras_shaped_image_under_the_unchosen_default_warns():
+    from symgrad.compiler.layers import data_format
+    chosen = data_format._chosen[0]
+    data_format._chosen[0] = False
+    try:
+        with pytest.warns(UserWarning, match=r"\(None, 8, 8, 1\) as channels_first.*set_image_data_format"):
+            Sequential([layers.Conv2D(2, 3, padding="same")], input_shape=(8, 8, 1))
+        import warnings
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            Sequential([layers.Conv2D(2, 3, padding="same", data_format="channels_first")], input_shape=(8, 8, 1))
+            Sequential([layers.Conv2D(2, 3)], input_shape=(1, 8, 8))
+    finally:
+        data_format._chosen[0] = chosen
+
+
 def test_model_wide_default_and_layout_errors():
     assert layers.image_data_format() == "channels_first"
     try:
