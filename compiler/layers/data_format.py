@@ -11,9 +11,11 @@ or pass ``data_format="channels_last"`` per layer.
 Compute is channels-first (ONNX Conv and pooling are). A channels_last layer views its
 input as channels-first and hands its output back channels-last through one Transpose
 each way; the next channels_last layer peels that Transpose off instead of adding the
-inverse one (also through elementwise work on it, such as an activation), so a chain of
-spatial layers transposes once where it begins and once where a channels_last tensor
-leaves it (Flatten, Dense, a model output): never per layer.
+inverse one (also through elementwise work on it, such as an activation or a residual
+Add of two branches), so a chain of spatial layers transposes once where it begins and
+once where a channels_last tensor leaves it (Flatten, Dense, a model output): never per
+layer. Layers that mix a channels_last tensor with a same-rank tensor that is not such a
+transpose (Dropout's noise, LayerNormalization) see the channels_last tensor itself.
 """
 import warnings
 
@@ -98,20 +100,34 @@ def to_first_perm(rank):
     return (0, rank - 1) + tuple(range(1, rank - 1))
 
 
-def peel(expr, rank):
-    """The channels-first expression whose to-last transpose ``expr`` is, or None."""
-    v = ir.value_of(expr) if hasattr(expr, "is_Symbol") and expr.is_Symbol else None
-    if v is None:
+# value id -> the to-first transpose already made of that channels_last value, so that
+# every consumer shares one (a graph input read by a conv and by a residual Add)
+_first_views = {}
+
+
+def peel(expr, rank, depth=8):
+    """The channels-first expression whose to-last transpose ``expr`` is, or None. Looks
+    through elementwise work (an activation, a residual Add of two channels_last
+    branches) whose tensor inputs all peel or already have a channels-first view, and
+    whose other inputs are scalars. Never adds a transpose."""
+    v = ir.value_of(expr) if getattr(expr, "is_Symbol", False) else None
+    if v is None or depth == 0:
         return None
-    if v.op == "transpose" and tuple(v.attrs["perm"]) == to_last_perm(rank):
+    if v.op == "transpose" and v.rank == rank and tuple(v.attrs["perm"]) == to_last_perm(rank):
         return v.inputs[0].sym
-    if v.op == "elementwise":  # an activation on a transposed tensor: apply it before the transpose
-        tensors = [i for i in v.inputs if ir.static_size(i.shape) != 1]
-        if len(tensors) == 1 and tensors[0].op == "transpose" and tensors[0].rank == rank \
-                and tuple(tensors[0].attrs["perm"]) == to_last_perm(rank):
-            t = tensors[0]
-            return v.expr.xreplace({t.sym: t.inputs[0].sym})
-    return None
+    if v.id in _first_views:
+        return _first_views[v.id].sym
+    if v.op != "elementwise" or v.rank != rank:
+        return None
+    swap = {}
+    for i in v.inputs:
+        if ir.static_size(i.shape) == 1 and i.rank <= rank:
+            continue  # a scalar broadcasts the same either way
+        inner = peel(i.sym, rank, depth - 1) if i.rank == rank else None
+        if inner is None:
+            return None
+        swap[i.sym] = inner
+    return v.expr.xreplace(swap) if swap else None
 
 
 def channels_first(x, data_format, rank):
@@ -119,7 +135,13 @@ def channels_first(x, data_format, rank):
     if data_format == "channels_first":
         return x
     inner = peel(x, rank)
-    return inner if inner is not None else ops.transpose(x, to_first_perm(rank))
+    if inner is not None:
+        return inner
+    v = ir.value_of(x) if getattr(x, "is_Symbol", False) else None
+    if v is None:
+        return ops.transpose(x, to_first_perm(rank))
+    _first_views[v.id] = ir.apply("transpose", [v], name="to_channels_first", perm=to_first_perm(rank))
+    return _first_views[v.id].sym
 
 
 def restore(y, data_format, rank):

@@ -295,6 +295,26 @@ def test_a_keras_shaped_image_under_the_unchosen_default_warns():
         data_format._chosen[0] = chosen
 
 
+def test_a_channels_last_residual_block_keeps_to_the_boundary_transposes():
+    inp = Input((5, 5, 3))
+    h = layers.Conv2D(3, 3, padding="same", activation="relu", data_format="channels_last")(inp)
+    h = layers.Add()([inp, h])                                     # the input itself, never transposed back
+    h2 = layers.Conv2D(3, 1, data_format="channels_last")(h)
+    h = layers.Add()([h, h2])
+    out = layers.GlobalAveragePooling2D(data_format="channels_last")(h)
+    model = Model(inp, out)
+    x = rng.standard_normal((2, 5, 5, 3))
+    c = Compiled(model, [x])
+    params = {w.name for w in model.weights}
+    acts = [n for n in c.model.graph.node if n.op_type == "Transpose" and n.input[0] not in params
+            and not n.name.startswith("grad")]
+    assert len(acts) == 1, [n.name for n in acts]                  # NHWC -> NCHW once; the pooled (N, C) needs none
+    k1, b1, k2, b2 = [w.astype(np.float64) for w in model.get_weights()]
+    h = x + np.maximum(nhwc_conv(x, k1, b1, (1, 1), (1, 1, 1, 1)), 0)
+    h = h + nhwc_conv(h, k2, b2)
+    np.testing.assert_allclose(c.run([x])["y"], h.mean(axis=(1, 2)), rtol=1e-10, atol=1e-12)
+
+
 def test_model_wide_default_and_layout_errors():
     assert layers.image_data_format() == "channels_first"
     try:
