@@ -134,6 +134,16 @@ def test_depthwise_and_separable_conv2d():
                                           activation="tanh"), x, separable)
 
 
+def test_depthwise_and_separable_channels_first_use_pytorch_layouts():
+    x = rng.standard_normal((2, 3, 5, 4))
+    dw = layers.DepthwiseConv2D(3, depth_multiplier=2, strides=2, data_format="channels_first")
+    check_layer(dw, [x], lambda x, w, b: np_conv(x, w, b, (2, 2), None, None, groups=3))
+    assert dw.get_weights()[0].shape == (6, 1, 3, 3)       # torch.nn.Conv2d(3, 6, 3, groups=3).weight
+    sep = layers.SeparableConv2D(4, 2, data_format="channels_first", use_bias=False)
+    check_layer(sep, [x], lambda x, dwk, pwk: np_conv(np_conv(x, dwk, groups=3), pwk))
+    assert [w.shape for w in sep.get_weights()] == [(3, 1, 2, 2), (4, 3, 1, 1)]
+
+
 # ---------------------------------------------------------------- spatial layers without weights
 
 def bilinear_half_pixel(x, fh, fw):
