@@ -128,6 +128,12 @@ class PReLU(Layer):
         self.alpha = self.add_weight("alpha", shape, self.alpha_initializer)
 
     def call(self, x):
+        from . import data_format as fmt
+        r = len(self.input_shape)
+        inner = fmt.peel(x, r) if r >= 3 else None
+        if inner is not None:  # on a channels_last conv's output: stay channels-first, permute alpha instead
+            alpha = ops.transpose(ops.reshape(self.alpha, (1,) + self.weight("alpha").shape), fmt.to_first_perm(r))
+            return fmt.restore(sympy.Max(inner, 0) + alpha * sympy.Min(inner, 0), "channels_last", r)
         return sympy.Max(x, 0) + self.alpha * sympy.Min(x, 0)
 
     def compute_output_shape(self, input_shape):

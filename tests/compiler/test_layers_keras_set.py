@@ -38,6 +38,19 @@ def scatter_transpose(x, k, strides, out_size, pad_begin):
     return y[(slice(None),) + tuple(slice(pad_begin[i], pad_begin[i] + out_size[i]) for i in range(r))]
 
 
+def activation_transposes(model_proto, params):
+    """Forward Transpose nodes that move data (not a weight's layout: nodes fed only by
+    parameters and constants are weight work)."""
+    weightish = set(params) | {i.name for i in model_proto.graph.initializer}
+    out = []
+    for n in model_proto.graph.node:
+        if all(i in weightish for i in n.input if i):
+            weightish.update(n.output)
+        elif n.op_type == "Transpose" and not n.name.startswith("grad"):
+            out.append(n.name)
+    return out
+
+
 # ---------------------------------------------------------------- convolutions, channels_last
 
 @pytest.mark.parametrize("kwargs, shape", [
@@ -230,6 +243,22 @@ def test_prelu(shared_axes, alpha_shape):
     check_sgd_step(layers.PReLU(shared_axes=shared_axes), x, ref)
 
 
+def test_prelu_between_channels_last_convs_adds_no_transpose():
+    inp = Input((4, 4, 2))
+    conv = layers.Conv2D(3, 1, data_format="channels_last", use_bias=False)
+    prelu = layers.PReLU(alpha_initializer="ones", shared_axes=[1, 2])
+    out = layers.GlobalAveragePooling2D(data_format="channels_last")(prelu(conv(inp)))
+    model = Model(inp, out)
+    prelu.set_weights([np.array([[[0.1, 0.2, 0.3]]])])
+    x = rng.standard_normal((2, 4, 4, 2))
+    c = Compiled(model, [x])
+    assert len(activation_transposes(c.model, [w.name for w in model.weights])) == 1
+    (k,), alpha = conv.get_weights(), prelu.get_weights()[0].astype(np.float64)
+    h = nhwc_conv(x, k.astype(np.float64))
+    np.testing.assert_allclose(c.run([x])["y"], (np.maximum(h, 0) - alpha * np.maximum(-h, 0)).mean(axis=(1, 2)),
+                               rtol=1e-10, atol=1e-12)
+
+
 @pytest.mark.parametrize("shape, axis", [((2, 3, 2, 4), -1), ((2, 4, 3), 1)])
 def test_group_normalization(shape, axis):
     layer = layers.GroupNormalization(groups=2, axis=axis, epsilon=1e-3)
@@ -272,14 +301,8 @@ def test_a_channels_last_model_transposes_once_at_each_boundary_and_gives_keras_
     model = Model(inp, out)
     x = rng.standard_normal((2, 6, 6, 2))
     c = Compiled(model, [x])
-    graph = c.model.graph
-    param_names = {w.name for w in model.weights}
-
-    def feeds_activation(node):  # a Transpose of a kernel (a parameter) is not an activation transpose
-        return node.input[0] not in param_names
-    act_transposes = [n for n in graph.node if n.op_type == "Transpose" and feeds_activation(n)
-                      and not n.name.startswith("grad")]
-    assert len(act_transposes) == 2, [n.name for n in act_transposes]
+    acts = activation_transposes(c.model, [w.name for w in model.weights])
+    assert len(acts) == 2, acts
     k1, b1, gamma, beta, mm, mv, k2, b2, kd, bd = [w.astype(np.float64) for w in model.get_weights()]
     h = np.maximum(nhwc_conv(x, k1, b1, (1, 1), same_pads((6, 6), (3, 3), (1, 1))), 0)
     h = (h - mm) / np.sqrt(mv + 1e-3) * gamma + beta
@@ -315,10 +338,8 @@ def test_a_channels_last_residual_block_keeps_to_the_boundary_transposes():
     model = Model(inp, out)
     x = rng.standard_normal((2, 5, 5, 3))
     c = Compiled(model, [x])
-    params = {w.name for w in model.weights}
-    acts = [n for n in c.model.graph.node if n.op_type == "Transpose" and n.input[0] not in params
-            and not n.name.startswith("grad")]
-    assert len(acts) == 1, [n.name for n in acts]                  # NHWC -> NCHW once; the pooled (N, C) needs none
+    acts = activation_transposes(c.model, [w.name for w in model.weights])
+    assert len(acts) == 1, acts                                    # NHWC -> NCHW once; the pooled (N, C) needs none
     k1, b1, k2, b2 = [w.astype(np.float64) for w in model.get_weights()]
     h = x + np.maximum(nhwc_conv(x, k1, b1, (1, 1), (1, 1, 1, 1)), 0)
     h = h + nhwc_conv(h, k2, b2)
