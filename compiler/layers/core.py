@@ -199,8 +199,14 @@ class Dropout(Layer):
     def call(self, x, training=False):
         if not training or self.rate == 0:
             return x
-        u = self.add_random_input("noise")
+        from . import data_format as fmt
         keep = 1 / (1 - sympy.Float(self.rate))
+        shape, r = self.input_shape, len(self.input_shape)
+        inner = fmt.peel(x, r) if r >= 3 else None
+        if inner is not None:  # on a channels_last conv's output: draw the noise channels-first, no transposes
+            u = self.add_random_input("noise", shape=(shape[0], shape[-1]) + tuple(shape[1:-1]))
+            return fmt.restore(sympy.Piecewise((keep * inner, u >= self.rate), (0, True)), "channels_last", r)
+        u = self.add_random_input("noise")
         return sympy.Piecewise((keep * x, u >= self.rate), (0, True))
 
     def compute_output_shape(self, input_shape):

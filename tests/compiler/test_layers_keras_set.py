@@ -346,6 +346,23 @@ def test_a_channels_last_residual_block_keeps_to_the_boundary_transposes():
     np.testing.assert_allclose(c.run([x])["y"], h.mean(axis=(1, 2)), rtol=1e-10, atol=1e-12)
 
 
+def test_dropout_between_channels_last_convs_draws_channels_first_noise():
+    inp = Input((4, 4, 2))
+    h = layers.Conv2D(3, 1, data_format="channels_last", use_bias=False)(inp)
+    h = layers.Dropout(0.5)(h)
+    out = layers.Conv2D(2, 1, data_format="channels_last", use_bias=False)(h)
+    model = Model(inp, out)
+    x = rng.standard_normal((2, 4, 4, 2))
+    c = Compiled(model, [x], training=True)
+    (noise,) = c.trace.random_inputs
+    assert noise.shape == ("N", 3, 4, 4)
+    assert len(activation_transposes(c.model, [w.name for w in model.weights])) == 2
+    u = rng.uniform(size=(2, 3, 4, 4))
+    k1, k2 = [w.astype(np.float64) for w in model.get_weights()]
+    h = nhwc_conv(x, k1) * np.where(u.transpose(0, 2, 3, 1) >= 0.5, 2.0, 0.0)
+    np.testing.assert_allclose(c.run([x], noise={noise.name: u})["y"], nhwc_conv(h, k2), rtol=1e-10, atol=1e-12)
+
+
 def test_model_wide_default_and_layout_errors():
     assert layers.image_data_format() == "channels_first"
     try:
