@@ -256,11 +256,19 @@ class Model:
         text += ["".join(c.ljust(w) for c, w in zip(r, widths)) for r in rows[1:]]
         trainable = sum(w.size for w in self.trainable_weights)
         text += [line, f"Total params: {self.count_params()}", f"Trainable params: {trainable}",
-                 f"Non-trainable params: {self.count_params() - trainable}", line]
+                 f"Non-trainable params: {self.count_params() - trainable}", self._layout_line(), line]
         out = "\n".join(text)
         if print_fn is not None:
             print_fn(out)
         return out
+
+    def _layout_line(self):
+        """The image data format of the spatial layers (data_format.py), or the default."""
+        from .layers import image_data_format
+        used = sorted({layer.layout for layer in self.layers if hasattr(layer, "layout")})
+        if not used:
+            return f"Image data format: {image_data_format()} (default; no spatial layers)"
+        return f"Image data format: {', '.join(used)}"
 
     def __repr__(self):
         return f"<{type(self).__name__} {self.name!r}: {len(self.layers)} layers, {self.count_params()} params>"

@@ -3,17 +3,24 @@
     from symgrad.compiler import layers, Layer, ops
     layers.Dense(64, activation="relu"); layers.Conv2D(8, 3, padding="same")
 
-Data is channels-first (NCHW) as ONNX; Dense kernels are (in, out) as Keras; conv
-kernels are (out, in/groups, kh, kw) as PyTorch.
+Image data is channels-first (N, C, H, W) as ONNX and PyTorch, with conv kernels
+(out, in/groups, kh, kw), unless ``set_image_data_format("channels_last")`` or a layer's
+``data_format="channels_last"`` selects Keras' (N, H, W, C) with kernels (kh, kw, in, out).
+Dense kernels are (in, out) as Keras.
 """
 from ..errors import ParameterError, unknown_name
 from . import activations, initializers  # noqa: F401
 from .base import Layer, Weight, RandomInput, TraceContext  # noqa: F401
-from .core import Dense, Activation, ReLU, LeakyReLU, Softmax, Dropout, Flatten, Reshape, Embedding
-from .normalization import BatchNormalization, LayerNormalization
+from .data_format import set_image_data_format, image_data_format  # noqa: F401
+from .core import (Dense, Activation, ReLU, LeakyReLU, Softmax, Dropout, Flatten, Reshape, Embedding, ELU, PReLU,
+                   Lambda)
+from .normalization import BatchNormalization, LayerNormalization, GroupNormalization
+from .preprocessing import Normalization
 from .convolutional import Conv1D, Conv2D
+from .conv_variants import Conv1DTranspose, Conv2DTranspose, DepthwiseConv2D, SeparableConv2D
 from .pooling import (MaxPooling1D, MaxPooling2D, AveragePooling1D, AveragePooling2D, GlobalAveragePooling1D,
-                      GlobalAveragePooling2D)
+                      GlobalAveragePooling2D, GlobalMaxPooling1D, GlobalMaxPooling2D)
+from .reshaping import UpSampling2D, ZeroPadding2D, Cropping2D, RepeatVector, Permute
 from .merge import Add, Subtract, Multiply, Average, Concatenate
 from .recurrent import SimpleRNN, LSTM, GRU
 from .attention import MultiHeadAttention, Attention, PositionEmbedding
@@ -21,7 +28,10 @@ from .attention import MultiHeadAttention, Attention, PositionEmbedding
 _BUILTIN = {cls.__name__: cls for cls in (
     Dense, Activation, ReLU, LeakyReLU, Softmax, Dropout, Flatten, Reshape, Embedding, BatchNormalization,
     LayerNormalization, Conv1D, Conv2D, MaxPooling1D, MaxPooling2D, AveragePooling1D, AveragePooling2D,
-    GlobalAveragePooling1D, GlobalAveragePooling2D, Add, Subtract, Multiply, Average, Concatenate)}
+    GlobalAveragePooling1D, GlobalAveragePooling2D, Add, Subtract, Multiply, Average, Concatenate,
+    ELU, PReLU, Lambda, GroupNormalization, Normalization, Conv1DTranspose, Conv2DTranspose, DepthwiseConv2D,
+    SeparableConv2D, GlobalMaxPooling1D, GlobalMaxPooling2D, UpSampling2D, ZeroPadding2D, Cropping2D, RepeatVector,
+    Permute)}
 _BUILTIN.update({cls.__name__: cls for cls in (SimpleRNN, LSTM, GRU, MultiHeadAttention, Attention,
                                                PositionEmbedding)})
 _REGISTERED = {}
@@ -56,4 +66,5 @@ def deserialize(config, custom_objects=None):
 
 
 __all__ = sorted(["Layer", "Weight", "RandomInput", "TraceContext", "activations", "initializers", "register",
-                  "names", "serialize", "deserialize"] + list(_BUILTIN))
+                  "names", "serialize", "deserialize", "set_image_data_format", "image_data_format"]
+                 + list(_BUILTIN))

@@ -1,12 +1,16 @@
-"""Conv1D and Conv2D on NCHW data with PyTorch's kernel layout (out, in/groups, *kernel),
-as ONNX Conv takes it. Keras' arguments: strides, 'valid' / 'same' (/ 'causal' for 1-d)
-padding, dilation_rate, groups, activation, use_bias."""
+"""Conv1D and Conv2D with Keras' arguments: strides, 'valid' / 'same' (/ 'causal' for
+1-d) padding, dilation_rate, groups, activation, use_bias, data_format.
+
+channels_first: x (N, C, *spatial), kernel (out, in/groups, *kernel) as PyTorch and ONNX.
+channels_last:  x (N, *spatial, C), kernel (*kernel, in/groups, out) as Keras, so Keras
+weights load unchanged. Compute is channels-first either way (see data_format.py).
+"""
 import numpy as np
 
 from .. import ops
 from ..errors import ParameterError, ShapeError
 from ..params import check_int
-from . import activations, initializers
+from . import activations, data_format as fmt, initializers
 from .base import Layer
 from .core import _init_config
 from ..primitives.conv import conv_out_spatial, geometry
@@ -21,13 +25,49 @@ def _tuple(owner, name, value, rank, minimum):
     return tuple(int(v) for v in vals)
 
 
-class _Conv(Layer):
+def keras_to_onnx_kernel(kernel, rank):
+    """(*kernel, a, b) -> (b, a, *kernel): Keras' conv kernel as ONNX Conv's weight."""
+    return ops.transpose(kernel, (rank + 1, rank) + tuple(range(rank)))
+
+
+class SpatialLayer(Layer):
+    """A layer over (batch, channels, *spatial) or (batch, *spatial, channels) data."""
+
     rank = None
 
+    def __init__(self, data_format=None, **kwargs):
+        super().__init__(**kwargs)
+        self.data_format = fmt.check(type(self).__name__, data_format)
+
+    @property
+    def layout(self):
+        """The data format in force: the layer's own, else the model-wide default."""
+        return getattr(self, "_built_format", None) or fmt.resolve(self.data_format)
+
+    def split(self, input_shape):
+        return fmt.split_shape(type(self).__name__, self.name, self.layout, input_shape, self.rank)
+
+    def ensure_built(self, input_shape, rng=None):
+        if not self.built:
+            self._built_format = fmt.resolve(self.data_format)  # fixed once the weights exist
+            fmt.warn_if_keras_shaped(type(self).__name__, self.name, self.data_format, input_shape)
+        return super().ensure_built(input_shape, rng)
+
+    def to_first(self, x):
+        return fmt.channels_first(x, self.layout, self.rank + 2)
+
+    def restore(self, y):
+        return fmt.restore(y, self.layout, self.rank + 2)
+
+    def get_config(self):
+        return {**super().get_config(), "data_format": self.data_format}
+
+
+class _Conv(SpatialLayer):
     def __init__(self, filters, kernel_size, strides=1, padding="valid", dilation_rate=1, groups=1,
                  activation=None, use_bias=True, kernel_initializer="glorot_uniform", bias_initializer="zeros",
-                 **kwargs):
-        super().__init__(**kwargs)
+                 data_format=None, **kwargs):
+        super().__init__(data_format=data_format, **kwargs)
         owner = type(self).__name__
         self.filters = check_int(owner, "filters", filters, 1)
         self.kernel_size = _tuple(owner, "kernel_size", kernel_size, self.rank, 1)
@@ -47,36 +87,41 @@ class _Conv(Layer):
         self.bias_initializer = initializers.get(bias_initializer)
 
     def _check(self, input_shape):
-        owner = type(self).__name__
-        layout = "(batch, channels, length)" if self.rank == 1 else "(batch, channels, height, width)"
-        if len(input_shape) != self.rank + 2 or any(d is None for d in input_shape[1:]):
-            raise ShapeError(f"{owner} {self.name!r} expects inputs of shape {layout} with static dims after the "
-                             f"batch (channels first, as ONNX), got {input_shape}")
-        if input_shape[1] % self.groups:
-            raise ShapeError(f"{owner} {self.name!r}: the input's {input_shape[1]} channels are not divisible by "
-                             f"groups={self.groups}")
+        channels, spatial = self.split(input_shape)
+        if channels % self.groups:
+            raise ShapeError(f"{type(self).__name__} {self.name!r}: the input's {channels} channels are not "
+                             f"divisible by groups={self.groups} (data_format={self.layout!r}, input shape "
+                             f"{tuple(input_shape)})")
+        return channels, spatial
 
     def build(self, input_shape):
-        self._check(input_shape)
-        cin = input_shape[1] // self.groups
+        channels, _ = self._check(input_shape)
+        cin = channels // self.groups
         receptive = int(np.prod(self.kernel_size))
         fans = (cin * receptive, self.filters // self.groups * receptive)
-        self.kernel = self.add_weight("kernel", (self.filters, cin) + self.kernel_size, self.kernel_initializer,
-                                      fans=fans)
+        shape = ((self.filters, cin) + self.kernel_size if self.layout == "channels_first"
+                 else self.kernel_size + (cin, self.filters))
+        self.kernel = self.add_weight("kernel", shape, self.kernel_initializer, fans=fans)
         if self.use_bias:
             self.bias = self.add_weight("bias", (self.filters,), self.bias_initializer)
 
+    def onnx_kernel(self):
+        if self.layout == "channels_first":
+            return self.kernel
+        return keras_to_onnx_kernel(self.kernel, self.rank)
+
     def call(self, x):
-        y = ops.conv(x, self.kernel, self.bias if self.use_bias else None, strides=self.strides,
-                     padding=self.padding, dilation=self.dilation_rate, groups=self.groups, spatial_rank=self.rank)
-        return self.activation(y)
+        y = ops.conv(self.to_first(x), self.onnx_kernel(), self.bias if self.use_bias else None,
+                     strides=self.strides, padding=self.padding, dilation=self.dilation_rate, groups=self.groups,
+                     spatial_rank=self.rank)
+        return self.restore(self.activation(y))
 
     def compute_output_shape(self, input_shape):
-        self._check(input_shape)
-        spatial = tuple(input_shape[2:])
+        _, spatial = self._check(input_shape)
         geo = geometry({"strides": self.strides, "dilations": self.dilation_rate, "padding": self.padding,
                         "group": self.groups}, spatial, self.kernel_size, type(self).__name__)
-        return (input_shape[0], self.filters) + conv_out_spatial(spatial, self.kernel_size, geo, type(self).__name__)
+        out = conv_out_spatial(spatial, self.kernel_size, geo, type(self).__name__)
+        return fmt.join_shape(self.layout, input_shape[0], self.filters, out)
 
     def get_config(self):
         return {**super().get_config(), "filters": self.filters, "kernel_size": self.kernel_size,
@@ -87,12 +132,14 @@ class _Conv(Layer):
 
 
 class Conv1D(_Conv):
-    """x (N, C, L) -> (N, filters, L'); kernel (filters, C/groups, k)."""
+    """channels_first: x (N, C, L), kernel (filters, C/groups, k); channels_last: x (N, L, C),
+    kernel (k, C/groups, filters)."""
 
     rank = 1
 
 
 class Conv2D(_Conv):
-    """x (N, C, H, W) -> (N, filters, H', W'); kernel (filters, C/groups, kh, kw)."""
+    """channels_first: x (N, C, H, W), kernel (filters, C/groups, kh, kw); channels_last:
+    x (N, H, W, C), kernel (kh, kw, C/groups, filters)."""
 
     rank = 2

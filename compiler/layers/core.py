@@ -68,11 +68,106 @@ class Activation(Layer):
 
 
 class ReLU(Activation):
-    def __init__(self, **kwargs):
-        super().__init__("relu", **kwargs)
+    """Keras' ReLU layer: max_value where x >= max_value, x where threshold <= x, else
+    negative_slope * (x - threshold). With the defaults it is relu (one ONNX Relu)."""
+
+    def __init__(self, max_value=None, negative_slope=0.0, threshold=0.0, **kwargs):
+        self.max_value = None if max_value is None else check_number("ReLU", "max_value", max_value, "nonnegative")
+        self.negative_slope = check_number("ReLU", "negative_slope", negative_slope, "nonnegative")
+        self.threshold = check_number("ReLU", "threshold", threshold)
+        if self.max_value is None and self.negative_slope == 0 and self.threshold == 0:
+            super().__init__("relu", **kwargs)
+            return
+        super().__init__(self._relu, **kwargs)
+        self.activation.name = "relu"
+
+    def _relu(self, x):
+        branches = [] if self.max_value is None else [(sympy.Float(self.max_value), x >= self.max_value)]
+        branches += [(x, x >= self.threshold),
+                     (sympy.Float(self.negative_slope) * (x - sympy.Float(self.threshold)), True)]
+        return sympy.Piecewise(*branches)
 
     def get_config(self):
-        return Layer.get_config(self)
+        return {**Layer.get_config(self), "max_value": self.max_value, "negative_slope": self.negative_slope,
+                "threshold": self.threshold}
+
+
+class ELU(Activation):
+    """alpha * (exp(x) - 1) for x < 0, x otherwise (Keras default alpha 1.0)."""
+
+    def __init__(self, alpha=1.0, **kwargs):
+        super().__init__("elu", alpha=alpha, **kwargs)
+
+    def get_config(self):
+        return {**Layer.get_config(self), "alpha": self.activation.options["alpha"]}
+
+
+class PReLU(Layer):
+    """max(x, 0) + alpha * min(x, 0) with a learnt alpha per element of a sample
+    (Keras: alpha_initializer 'zeros'); ``shared_axes`` (1-based, as Keras) share one
+    alpha along those axes, e.g. shared_axes=[1, 2] for one alpha per channel of NHWC."""
+
+    def __init__(self, alpha_initializer="zeros", shared_axes=None, **kwargs):
+        super().__init__(**kwargs)
+        self.alpha_initializer = initializers.get(alpha_initializer)
+        if shared_axes is not None and not isinstance(shared_axes, (list, tuple)):
+            shared_axes = [shared_axes]
+        if shared_axes is not None and any(isinstance(a, bool) or not isinstance(a, int) or a < 1
+                                           for a in shared_axes):
+            raise ParameterError(f"PReLU: parameter 'shared_axes' must be axes >= 1 (the batch is 0), got "
+                                 f"{shared_axes!r}")
+        self.shared_axes = tuple(shared_axes) if shared_axes is not None else None
+
+    def build(self, input_shape):
+        rank = len(input_shape)
+        shared = set(self.shared_axes or ())
+        if any(a >= rank for a in shared) or any(d is None for d in input_shape[1:]):
+            raise ShapeError(f"PReLU {self.name!r}: shared_axes {self.shared_axes} must be axes of an input with "
+                             f"static dims after the batch, got {tuple(input_shape)}")
+        shape = tuple(1 if i in shared else input_shape[i] for i in range(1, rank))
+        self.alpha = self.add_weight("alpha", shape, self.alpha_initializer)
+
+    def call(self, x):
+        from . import data_format as fmt
+        r = len(self.input_shape)
+        inner = fmt.peel(x, r) if r >= 3 else None
+        if inner is not None:  # on a channels_last conv's output: stay channels-first, permute alpha instead
+            alpha = ops.transpose(ops.reshape(self.alpha, (1,) + self.weight("alpha").shape), fmt.to_first_perm(r))
+            return fmt.restore(sympy.Max(inner, 0) + alpha * sympy.Min(inner, 0), "channels_last", r)
+        return sympy.Max(x, 0) + self.alpha * sympy.Min(x, 0)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "alpha_initializer": _init_config(self.alpha_initializer),
+                "shared_axes": self.shared_axes}
+
+
+class Lambda(Layer):
+    """Wrap a function of one tensor written over ``symgrad.compiler.ops`` and sympy, e.g.
+    ``Lambda(lambda x: ops.mean(x, axis=1))``; ``arguments`` are passed as keywords. The
+    output shape is traced (``output_shape`` is accepted for Keras compatibility and not
+    needed); the gradient is derived as for any layer. A Lambda cannot be rebuilt from
+    its config alone (the function is code)."""
+
+    def __init__(self, function, output_shape=None, arguments=None, **kwargs):
+        super().__init__(**kwargs)
+        if not callable(function):
+            raise ParameterError(f"Lambda: parameter 'function' must be callable, got {function!r}")
+        self.function, self.arguments = function, dict(arguments or {})
+
+    def call(self, x):
+        return self.function(x, **self.arguments)
+
+    def get_config(self):
+        return {**super().get_config(), "function": getattr(self.function, "__name__", "function"),
+                "arguments": self.arguments}
+
+    @classmethod
+    def from_config(cls, config):
+        raise ParameterError("Lambda layers cannot be rebuilt from a config (their function is code); "
+                             "recreate the layer with Lambda(function) instead")
 
 
 class LeakyReLU(Activation):
@@ -104,8 +199,14 @@ class Dropout(Layer):
     def call(self, x, training=False):
         if not training or self.rate == 0:
             return x
-        u = self.add_random_input("noise")
+        from . import data_format as fmt
         keep = 1 / (1 - sympy.Float(self.rate))
+        shape, r = self.input_shape, len(self.input_shape)
+        inner = fmt.peel(x, r) if r >= 3 else None
+        if inner is not None:  # on a channels_last conv's output: draw the noise channels-first, no transposes
+            u = self.add_random_input("noise", shape=(shape[0], shape[-1]) + tuple(shape[1:-1]))
+            return fmt.restore(sympy.Piecewise((keep * inner, u >= self.rate), (0, True)), "channels_last", r)
+        u = self.add_random_input("noise")
         return sympy.Piecewise((keep * x, u >= self.rate), (0, True))
 
     def compute_output_shape(self, input_shape):

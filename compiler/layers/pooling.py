@@ -1,9 +1,11 @@
-"""Pooling layers on NCHW data: max, average (padding not counted, as Keras), global average."""
+"""Pooling layers: max, average (padding not counted, as Keras), global average and
+global max, over channels_first or channels_last data (see data_format.py)."""
 import numpy as np
 
 from .. import ops
-from ..errors import ParameterError, ShapeError
-from .base import Layer
+from ..errors import ParameterError
+from . import data_format as fmt
+from .convolutional import SpatialLayer
 from ..primitives.conv import conv_out_spatial, resolve_pads
 
 
@@ -16,12 +18,11 @@ def _tuple(owner, name, value, rank):
     return tuple(int(v) for v in vals)
 
 
-class _Pool(Layer):
-    rank = None
+class _Pool(SpatialLayer):
     op = None
 
-    def __init__(self, pool_size=2, strides=None, padding="valid", **kwargs):
-        super().__init__(**kwargs)
+    def __init__(self, pool_size=2, strides=None, padding="valid", data_format=None, **kwargs):
+        super().__init__(data_format=data_format, **kwargs)
         owner = type(self).__name__
         self.pool_size = _tuple(owner, "pool_size", pool_size, self.rank)
         self.strides = self.pool_size if strides is None else _tuple(owner, "strides", strides, self.rank)
@@ -29,26 +30,19 @@ class _Pool(Layer):
             raise ParameterError(f"{owner}: parameter 'padding' must be 'valid' or 'same', got {padding!r}")
         self.padding = padding
 
-    def _check(self, input_shape):
-        layout = "(batch, channels, length)" if self.rank == 1 else "(batch, channels, height, width)"
-        if len(input_shape) != self.rank + 2 or any(d is None for d in input_shape[1:]):
-            raise ShapeError(f"{type(self).__name__} {self.name!r} expects inputs of shape {layout} with static "
-                             f"dims after the batch, got {input_shape}")
-
     def build(self, input_shape):
-        self._check(input_shape)
+        self.split(input_shape)
 
     def call(self, x):
-        return self.op(x, self.pool_size, self.strides, self.padding)
+        return self.restore(self.op(self.to_first(x), self.pool_size, self.strides, self.padding))
 
     def compute_output_shape(self, input_shape):
-        self._check(input_shape)
-        spatial = tuple(input_shape[2:])
+        channels, spatial = self.split(input_shape)
         r = self.rank
         pads = resolve_pads(self.padding, (), spatial, self.pool_size, self.strides, (1,) * r, type(self).__name__)
         geo = {"strides": self.strides, "pads": pads, "dilations": (1,) * r}
-        return tuple(input_shape[:2]) + conv_out_spatial(spatial, self.pool_size, geo, type(self).__name__,
-                                                         what="pool window")
+        out = conv_out_spatial(spatial, self.pool_size, geo, type(self).__name__, what="pool window")
+        return fmt.join_shape(self.layout, input_shape[0], channels, out)
 
     def get_config(self):
         return {**super().get_config(), "pool_size": self.pool_size, "strides": self.strides,
@@ -71,28 +65,46 @@ class AveragePooling2D(_Pool):
     rank, op = 2, staticmethod(ops.avg_pool2d)
 
 
-class _GlobalAveragePooling(Layer):
-    rank = None
+class _GlobalPooling(SpatialLayer):
+    """(batch, channels, *spatial) or (batch, *spatial, channels) -> (batch, channels), or
+    with keepdims the spatial axes kept at size 1."""
+
+    op = None
+
+    def __init__(self, data_format=None, keepdims=False, **kwargs):
+        super().__init__(data_format=data_format, **kwargs)
+        self.keepdims = bool(keepdims)
 
     def build(self, input_shape):
-        if len(input_shape) != self.rank + 2 or any(d is None for d in input_shape[1:]):
-            raise ShapeError(f"{type(self).__name__} {self.name!r} expects inputs of rank {self.rank + 2} "
-                             f"(batch, channels, ...) with static dims, got {input_shape}")
+        self.split(input_shape)
 
     def call(self, x):
-        return ops.global_avg_pool(x)
+        y = self.op(self.to_first(x))
+        if not self.keepdims:
+            return y
+        return ops.reshape(y, (-1,) + tuple(self.compute_output_shape(self.input_shape)[1:]))
 
     def compute_output_shape(self, input_shape):
-        return tuple(input_shape[:2])
+        channels, _ = self.split(input_shape)
+        if not self.keepdims:
+            return (input_shape[0], channels)
+        return fmt.join_shape(self.layout, input_shape[0], channels, (1,) * self.rank)
+
+    def get_config(self):
+        return {**super().get_config(), "keepdims": self.keepdims}
 
 
-class GlobalAveragePooling1D(_GlobalAveragePooling):
-    """(N, C, L) -> (N, C)."""
-
-    rank = 1
+class GlobalAveragePooling1D(_GlobalPooling):
+    rank, op = 1, staticmethod(ops.global_avg_pool)
 
 
-class GlobalAveragePooling2D(_GlobalAveragePooling):
-    """(N, C, H, W) -> (N, C)."""
+class GlobalAveragePooling2D(_GlobalPooling):
+    rank, op = 2, staticmethod(ops.global_avg_pool)
 
-    rank = 2
+
+class GlobalMaxPooling1D(_GlobalPooling):
+    rank, op = 1, staticmethod(ops.global_max_pool)
+
+
+class GlobalMaxPooling2D(_GlobalPooling):
+    rank, op = 2, staticmethod(ops.global_max_pool)

@@ -234,7 +234,7 @@ class ConvTranspose(Primitive):
     def to_sympy(self, node, args):
         return ops.ConvTranspose.make(args, strides=node.attrs["strides"], pads=node.attrs["pads"],
                                       dilations=node.attrs["dilations"], group=node.attrs["group"],
-                                      out_spatial=node.attrs["out_spatial"])
+                                      output_padding=(0,), out_spatial=node.attrs["out_spatial"])
 
 
 @primitive

@@ -288,9 +288,8 @@ class GlobalMaxPool(Primitive):
         gu = ad.apply("unsqueeze", [ad.materialize(g, node)], axes=axes)
         return [gu.sym * mask / ties.sym]
 
-    def emit(self, b, node, ins):
-        pooled = b.node("GlobalMaxPool", ins, hint=node.name + "/pool")
-        return b.node("Squeeze", [pooled, b.const_i64(list(range(2, node.inputs[0].rank)))], hint=node.name)
+    def emit(self, b, node, ins):  # ReduceMax rather than GlobalMaxPool: onnxruntime has it for double too
+        return b.reduce("ReduceMax", ins[0], range(2, node.inputs[0].rank), False, node.name)
 
     def to_sympy(self, node, args):
         return ops.GlobalMaxPool.make(args)

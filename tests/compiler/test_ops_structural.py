@@ -184,10 +184,11 @@ def test_depth_to_space_and_back(mode):
              lambda x: onnx_op("DepthToSpace", [x], blocksize=2, mode=mode), shapes=[("N", 8, 2, 3)])
     y = rng.standard_normal((2, 2, 4, 6))
 
-    def inverse(y):  # the x with depth_to_space(x) == y, from the ONNX op applied to basis vectors
-        cols = [onnx_op("DepthToSpace", [e.reshape(1, 8, 2, 3)], blocksize=2, mode=mode).ravel()
-                for e in np.eye(48)]
-        perm = np.argmax(np.array(cols), axis=0)          # y.flat[j] = x.flat[perm[j]]
+    # the x with depth_to_space(x) == y, from the ONNX op applied to every index at once
+    perm = onnx_op("DepthToSpace", [np.arange(48.0).reshape(1, 8, 2, 3)], blocksize=2, mode=mode).ravel()
+    perm = perm.astype(int)                               # y.flat[j] = x.flat[perm[j]]
+
+    def inverse(y):
         out = np.empty((y.shape[0], 48))
         out[:, perm] = y.reshape(y.shape[0], -1)
         return out.reshape(-1, 8, 2, 3)

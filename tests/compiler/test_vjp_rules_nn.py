@@ -129,3 +129,22 @@ def test_pooling_with_ceil_mode_and_dilation(kind):
                                    count_include_pad=True)
     check_vjp(fn(f), [x], lambda x: np_pool(x, kernel, strides, pads, dil, True, kind, True, maximum=_max),
               shapes=[("N", 2, 4, 5)], opsets=(13, 19))
+
+
+@pytest.mark.parametrize("make, shapes", [
+    (lambda x, w, b: ops.conv_transpose(x, w, b, strides=2, pads=1, output_padding=1), [("N", 2, 3, 3), (2, 3, 3, 3),
+                                                                                       (3,)]),
+    (lambda x: ops.transpose(x, (0, 2, 1)), [("N", 2, 3)]),
+    (lambda x: ops.max_pool(x, 3, 2, padding=1, dilations=2, ceil_mode=True), [("N", 2, 7, 7)]),
+    (lambda x: ops.avg_pool(x, 2, 2, padding=(1, 0, 0, 1), ceil_mode=True, count_include_pad=True),
+     [("N", 2, 5, 5)]),
+    (lambda x: ops.global_max_pool(x), [("N", 2, 3, 3)]),
+])
+def test_to_sympy_builds_back_to_the_same_node(make, shapes):
+    from symgrad.compiler.build import to_sympy
+    vals = [ir.input_value(f"t{i}", s) for i, s in enumerate(shapes)]
+    node = build_ir(make(*[v.sym for v in vals]))
+    expr = to_sympy(node, {v.id: v.sym for v in vals})
+    assert sympy.latex(expr)
+    rebuilt = build_ir(expr)
+    assert (rebuilt.op, rebuilt.shape) == (node.op, node.shape)
