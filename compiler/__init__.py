@@ -24,7 +24,7 @@ _EXPORTS = {
 _ERRORS = ("SymgradError", "ExpressionError", "ExpressionSyntaxError", "UnknownSymbolError",
            "UnsupportedFunctionError", "MissingPredictionError", "NonDifferentiableError", "ParameterError",
            "UnknownNameError", "OpsetError", "ShapeError", "DataError", "BundleError", "ProviderError", "GradcheckError",
-           "UnsupportedOpError")
+           "UnsupportedOpError", "OnnxModelError", "SaveError", "FolderInUseError")
 __all__ = sorted(list(_EXPORTS) + list(_ERRORS))
 
 

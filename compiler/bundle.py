@@ -10,15 +10,17 @@ import os
 
 import numpy as np
 
-from .atomic import replace_directory
+from .atomic import check_replaceable, replace_directory
+from .bundle_checks import GRAPH_KINDS, TENSOR_SECTIONS, check_graph, check_manifest, check_state_layout, \
+    plain_file_name
 from .errors import BundleError
+from .untrusted import read_regular_file
 
 FORMAT = "symgrad-bundle"
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 STATE_FILE = "state.bin"
-GRAPH_KINDS = ("train_step", "gradients", "update", "eval", "inference")
-TENSOR_SECTIONS = ("params", "state", "slots")
+MAX_MANIFEST_BYTES = 64 << 20
 
 
 def sha256(data):
@@ -49,62 +51,45 @@ def manifest_checksum(manifest):
     return sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode("utf-8"))
 
 
-def _plain_file_name(name):
-    return isinstance(name, str) and name not in ("", ".", "..") and os.path.basename(name) == name \
-        and "\\" not in name
+def owned_entries(folder):
+    """(is ``folder`` a symgrad bundle?, the names in it that symgrad wrote).
 
-
-def check_manifest(manifest, where):
-    """Raise a BundleError naming the first malformed part of a manifest: the runtime and
-    unpack_state index it without further checks."""
-    def bad(what, accepted):
-        raise BundleError(f"{where}: {what}; expected {accepted} (re-create the bundle)")
-
+    A bundle is recognised by its manifest: ``manifest.json`` holding
+    ``"format": "symgrad-bundle"``. Ours are the manifest, the files it lists and the
+    names Bundle.save always uses; a half-written bundle (no manifest yet) is not
+    recognised, but its standard names are still ours (for clearing a killed save's
+    temporary folder)."""
+    names = {f"{kind}.onnx" for kind in GRAPH_KINDS} | {STATE_FILE}
+    try:
+        with open(os.path.join(folder, MANIFEST), "rb") as f:
+            manifest = json.loads(f.read(MAX_MANIFEST_BYTES).decode("utf-8"))
+    except (OSError, ValueError):
+        return False, names
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        return False, names
     graphs = manifest.get("graphs")
-    if not isinstance(graphs, dict) or not graphs:
-        bad(f"'graphs' is {graphs!r}", "a map from graph kind to {'file': ..., 'inputs': [...], 'outputs': [...]}")
-    for kind, g in graphs.items():
-        if not isinstance(g, dict) or not _plain_file_name(g.get("file")):
-            bad(f"graph {kind!r} has entry {g!r}", "a dict whose 'file' is a file name inside the bundle folder")
-    state_file = manifest.get("state_file", STATE_FILE)
-    if not _plain_file_name(state_file):
-        bad(f"state_file is {state_file!r}", "a file name inside the bundle folder")
-    for section in TENSOR_SECTIONS:
-        entries = manifest.get(section, [])
-        if not isinstance(entries, list):
-            bad(f"section {section!r} is {type(entries).__name__}", "a list of tensor entries")
-        for e in entries:
-            if not isinstance(e, dict) or not isinstance(e.get("name"), str):
-                bad(f"section {section!r} holds {e!r}", "entries with name, shape, dtype, offset and nbytes")
-            shape, name = e.get("shape"), e["name"]
-            if not isinstance(shape, list) or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0
-                                                      for d in shape):
-                bad(f"tensor {name!r} has shape {shape!r}", "a list of integers >= 0")
-            try:
-                itemsize = np.dtype(e.get("dtype")).itemsize
-            except TypeError:
-                bad(f"tensor {name!r} has dtype {e.get('dtype')!r}", "a NumPy dtype name such as 'float32'")
-            for key in ("offset", "nbytes"):
-                v = e.get(key)
-                if not isinstance(v, int) or isinstance(v, bool) or v < 0:
-                    bad(f"tensor {name!r} has {key} {v!r}", "an integer >= 0")
-            want = int(np.prod(shape, dtype=np.int64)) * itemsize
-            if e["nbytes"] != want:
-                bad(f"tensor {name!r} has nbytes {e['nbytes']} for shape {shape} of {e['dtype']}", f"{want}")
+    listed = [g.get("file") for g in graphs.values() if isinstance(g, dict)] if isinstance(graphs, dict) else []
+    listed.append(manifest.get("state_file"))
+    names |= {n for n in listed if plain_file_name(n)}
+    return True, names | {MANIFEST}
 
 
-def unpack_state(manifest, raw):
+def unpack_state(manifest, raw, where=STATE_FILE):
+    check_state_layout(manifest, len(raw), where)
     arrays = {}
     for section in TENSOR_SECTIONS:
         for entry in manifest.get(section, []):
             start, n = entry["offset"], entry["nbytes"]
-            if start + n > len(raw):
-                raise BundleError(f"{STATE_FILE} is truncated: tensor {entry['name']!r} needs bytes "
-                                  f"{start}..{start + n}, the file has {len(raw)}")
             dtype = np.dtype(entry["dtype"]).newbyteorder("<")
             arrays[entry["name"]] = np.frombuffer(raw, dtype=dtype, count=n // dtype.itemsize,
                                                   offset=start).reshape(entry["shape"]).astype(entry["dtype"])
     return arrays
+
+
+def check_target(path):
+    """Raise the ParameterError that Bundle.save would raise for ``path`` (a file, a
+    symlink or a non-empty folder that is not a bundle), before any long work."""
+    check_replaceable(os.path.abspath(os.fspath(path)), owned_entries, "bundle")
 
 
 class Bundle:
@@ -134,7 +119,7 @@ class Bundle:
             with open(os.path.join(tmp, MANIFEST), "w", encoding="utf-8") as f:
                 json.dump(manifest, f, indent=2)
 
-        replace_directory(path, fill)
+        replace_directory(path, fill, owned_entries, what="bundle")
         return os.fspath(path)
 
     @classmethod
@@ -155,18 +140,26 @@ class Bundle:
 
     @classmethod
     def _load_once(cls, path):
+        """Everything in the folder is untrusted (see bundle_checks.py): no symlinks, a
+        manifest that passes check_manifest, files that match their checksums, graphs
+        that are what the manifest says, tensors inside the state file."""
         mpath = os.path.join(path, MANIFEST)
         if not os.path.isdir(path):
             raise BundleError(f"no bundle at {path!r}: expected a folder with {MANIFEST}")
-        if not os.path.isfile(mpath):
+        if not os.path.lexists(mpath):
             raise BundleError(f"{path!r} is not a symgrad bundle: {MANIFEST} is missing")
         try:
-            with open(mpath, encoding="utf-8") as f:
-                manifest = json.load(f)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise BundleError(f"{mpath} is corrupt (not valid JSON: {exc})") from None
+            links = sorted(n for n in os.listdir(path) if os.path.islink(os.path.join(path, n)))
         except OSError as exc:
-            raise BundleError(f"{mpath} cannot be read ({exc.strerror or exc})") from None
+            raise BundleError(f"bundle {path!r} cannot be read ({exc.strerror or exc})") from None
+        if links:
+            raise BundleError(f"bundle {path!r} holds symbolic link(s) {links}; symgrad never writes links in a "
+                              "bundle and does not follow them (they can point anywhere)")
+        raw_manifest = read_regular_file(mpath, "bundle manifest", BundleError, limit=MAX_MANIFEST_BYTES)
+        try:
+            manifest = json.loads(raw_manifest.decode("utf-8"), parse_constant=_no_constant)
+        except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+            raise BundleError(f"{mpath} is corrupt (not valid JSON: {exc})") from None
         if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
             raise BundleError(f"{mpath} is not a symgrad bundle manifest (format {FORMAT!r} expected)")
         version = manifest.get("format_version")
@@ -178,29 +171,32 @@ class Bundle:
                 "does not match its manifest_checksum (it was edited or damaged)"
             raise BundleError(f"{mpath} {why}; re-create the bundle or restore it from a backup")
         check_manifest(manifest, mpath)
-        checksums = manifest.get("checksums")
-        if not isinstance(checksums, dict):
-            raise BundleError(f"{mpath} carries no checksums of its files; re-create the bundle")
+        checksums = manifest["checksums"]
         files = {}
-        wanted = [g["file"] for g in manifest["graphs"].values()] + [manifest.get("state_file", STATE_FILE)]
+        state_file = manifest.get("state_file", STATE_FILE)
+        wanted = [g["file"] for g in manifest["graphs"].values()] + [state_file]
         for name in wanted:
             fpath = os.path.join(path, name)
-            if not os.path.isfile(fpath):
+            if not os.path.lexists(fpath):
                 raise BundleError(f"bundle {path!r} is incomplete: {name} is missing")
             if name not in checksums:
                 raise BundleError(f"{mpath} lists {name} without a checksum; re-create the bundle")
-            try:
-                with open(fpath, "rb") as f:
-                    data = f.read()
-            except OSError as exc:
-                raise BundleError(f"bundle {path!r}: {name} cannot be read ({exc.strerror or exc})") from None
+            data = read_regular_file(fpath, f"bundle {path!r}: file", BundleError)
             if sha256(data) != checksums[name]:
                 raise BundleError(f"bundle {path!r}: {name} is corrupt (checksum mismatch); "
                                   "re-create the bundle or restore it from a backup")
             files[name] = data
-        graphs = {k: files[g["file"]] for k, g in manifest["graphs"].items()}
-        state = unpack_state(manifest, files[manifest.get("state_file", STATE_FILE)])
+        graphs = {}
+        for kind, g in manifest["graphs"].items():
+            check_graph(kind, files[g["file"]], manifest, f"bundle {path!r}")
+            graphs[kind] = files[g["file"]]
+        state = unpack_state(manifest, files[state_file], f"bundle {path!r}: {state_file}")
         return cls(manifest, graphs, state)
+
+
+def _no_constant(name):
+    # json accepts NaN and Infinity by default; no manifest value may be one
+    raise ValueError(f"{name} is not a number JSON allows")
 
 
 def _identity(path):

@@ -62,6 +62,21 @@ class BundleError(SymgradError, OSError):
     """An artifact bundle or checkpoint that is missing, corrupt or from a newer version."""
 
 
+class OnnxModelError(SymgradError, ValueError):
+    """An ONNX file given to symgrad (to import, inspect or train from) that it refuses to
+    read: not ONNX, stored through a symlink, external data outside the model's folder,
+    or an operator outside the standard domain (compiler/untrusted.py)."""
+
+
+class SaveError(SymgradError, OSError):
+    """A file or folder that could not be written (disk full, no permission); the
+    message names the path, and ``errno`` is the operating system's."""
+
+
+class FolderInUseError(SymgradError, OSError):
+    """A folder that another process is working in (BackupAndRestore's backup_dir)."""
+
+
 class ProviderError(SymgradError, RuntimeError):
     """An onnxruntime execution provider that is unknown or not installed."""
 

@@ -152,6 +152,8 @@ def _load_model_file(path):
 
 def cmd_compile(args):
     from symgrad.compiler import compile_model
+    from symgrad.compiler.bundle import check_target
+    check_target(args.output)               # refuse a target that is not a bundle before compiling
     ns = _load_model_file(args.model)
     missing = [k for k in ("model", "loss", "optimizer") if k not in ns]
     if missing:
@@ -201,9 +203,11 @@ def _load_trainer(path, provider="cpu"):
 
 
 def cmd_train(args):
+    from symgrad.compiler.bundle import check_target
     from symgrad.runtime import callbacks
     data = _load_npz(args.data)
     trainer = _load_trainer(args.bundle, args.provider)
+    check_target(args.output or args.bundle)    # before training, not after: the result must have a place
     cbs = []
     if args.checkpoint_dir:
         # an ONNX inference model per epoch, and the full training state, so that running
@@ -236,11 +240,9 @@ def cmd_export(args):
 def cmd_inspect(args):
     import collections
     import onnx
+    from symgrad.compiler.untrusted import load_onnx
     _need_file(args.file, "ONNX file")
-    try:
-        model = onnx.load(args.file)
-    except Exception as exc:  # protobuf raises DecodeError and friends
-        raise CLIError(f"{args.file} is not an ONNX model ({type(exc).__name__}: {exc})") from None
+    model = load_onnx(args.file, "ONNX file", external_data=False)    # an untrusted file: see untrusted.py
     if not model.graph.node and not model.graph.input:
         raise CLIError(f"{args.file} is not an ONNX model (it holds no graph)")
     elem = {v: k.lower() for k, v in onnx.TensorProto.DataType.items()}

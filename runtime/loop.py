@@ -15,6 +15,10 @@ import numpy as np
 _GROW = 64
 
 
+def _nothing():
+    pass
+
+
 def log_name(output):
     return output[7:] if output.startswith("metric/") else output
 
@@ -152,6 +156,8 @@ def fit_loop(tr, train, val, epochs, initial_epoch, cbl, validation_freq, split)
     finally:
         tr._callbacks = None
         tr._progress = None
+        for cb in cbl:              # resources held for the fit (BackupAndRestore's folder lock)
+            getattr(cb, "_fit_finished", _nothing)()
     return cbl.history
 
 

@@ -84,11 +84,29 @@ class GraphSession:
     def runner(self, binding):
         """A zero-argument callable running ``binding``; calls the C++ session directly
         (the public wrapper only adds WebGPU capture checks that do not apply here)."""
+        kind = self.kind
         if self._run is not None and hasattr(binding, "_iobinding"):
             run, raw = self._run, binding._iobinding
-            return lambda: run(raw, None)
+
+            def step():
+                try:        # free when nothing is raised; a graph that fails is named, not a raw trace
+                    run(raw, None)
+                except Exception as exc:  # onnxruntime raises its own exception types
+                    raise _run_failed(kind, exc) from None
+            return step
         session = self.session
-        return lambda: session.run_with_iobinding(binding)
+
+        def step_public():
+            try:
+                session.run_with_iobinding(binding)
+            except Exception as exc:  # noqa: BLE001
+                raise _run_failed(kind, exc) from None
+        return step_public
+
+
+def _run_failed(kind, exc):
+    return BundleError(f"onnxruntime failed running the bundle's {kind!r} graph ({type(exc).__name__}: {exc}); "
+                       "the bundle's graphs do not compute what its manifest declares: re-create the bundle")
 
 
 class StateStore:

@@ -9,7 +9,9 @@ import contextlib
 import os
 import warnings
 
+from symgrad.compiler.atomic import discard_temporaries
 from symgrad.compiler.errors import BundleError, ParameterError
+from symgrad.compiler.locks import FolderLock
 
 from .. import checkpoint
 from .base import Callback
@@ -23,7 +25,13 @@ class BackupAndRestore(Callback):
     middle of the epoch, same order and noise). ``double_checkpoint``: keep the previous
     checkpoint and fall back to it if the latest is damaged. ``delete_checkpoint``: remove
     the checkpoint files (only ours) when training finishes, and the folder if that
-    leaves it empty."""
+    leaves it empty.
+
+    One run at a time per folder: the callback locks ``backup_dir`` (an ``flock`` on
+    ``backup_dir/.symgrad-lock``) for the whole fit, and a second process given the same
+    folder is refused with a FolderInUseError naming it, instead of the two runs
+    overwriting (or resuming from) each other's checkpoints. The kernel drops the lock
+    when a process dies, so a crashed run never blocks the next one."""
 
     run_last = True
 
@@ -40,6 +48,7 @@ class BackupAndRestore(Callback):
         self.delete_checkpoint = delete_checkpoint
         self._since_save = 0
         self.restored_from = None
+        self._lock = FolderLock(self.backup_dir, "BackupAndRestore")
 
     @property
     def path(self):
@@ -56,6 +65,7 @@ class BackupAndRestore(Callback):
     def on_train_begin(self, logs=None):
         self._since_save = 0
         self.restored_from = None
+        self._lock.acquire()
         candidates = [self.path] + ([os.path.join(self.backup_dir, PREVIOUS)] if self.double_checkpoint else [])
         for path in candidates:
             if not os.path.exists(path):
@@ -86,17 +96,21 @@ class BackupAndRestore(Callback):
     def on_epoch_end(self, epoch, logs=None):
         self._save({"epoch": epoch + 1, "batch": 0})
 
+    def _fit_finished(self):
+        """Called by the fit loop however the fit ended (an exception included)."""
+        self._lock.release()
+
     def on_train_end(self, logs=None):
         if not self.delete_checkpoint:
             return
         if not os.path.isdir(self.backup_dir):
             return
-        ours = (LATEST, PREVIOUS)
-        for name in os.listdir(self.backup_dir):
+        for name in (LATEST, PREVIOUS):
             # only our files (backup_dir may hold other things), and the temporaries that a
-            # write killed half-way left behind (atomic.write_bytes names them .tmp-*-<name>)
-            if name in ours or (name.startswith(".tmp-") and name.endswith(tuple("-" + o for o in ours))):
-                with contextlib.suppress(FileNotFoundError):
-                    os.remove(os.path.join(self.backup_dir, name))
+            # write killed half-way left behind
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(os.path.join(self.backup_dir, name))
+            discard_temporaries(os.path.join(self.backup_dir, name))
+        self._lock.release(remove=True)
         with contextlib.suppress(OSError):
             os.rmdir(self.backup_dir)       # like Keras, the folder goes too, but only when nothing else is in it

@@ -227,12 +227,12 @@ _STALLED_SAVE = textwrap.dedent("""
     src, target, marker = sys.argv[1:4]
     real_fill = None
 
-    def replace_directory(path, fill):
+    def replace_directory(path, fill, *args, **kwargs):
         def slow_fill(tmp):
             fill(tmp)                          # the new bundle is complete in the temporary folder...
             open(marker, "w").close()
             time.sleep(300)                    # ...and the parent kills us before the swap
-        return real(path, slow_fill)
+        return real(path, slow_fill, *args, **kwargs)
 
     import symgrad.compiler.bundle as bundle_module
     real = atomic.replace_directory
@@ -254,11 +254,12 @@ def test_sigkill_during_a_bundle_save_leaves_the_old_bundle(program, tmp_path):
     loaded = Bundle.load(old_path)                                 # loadable, and the old state
     for name, value in program.state.items():
         assert np.array_equal(loaded.state[name], value), name
-    # the stray temporary folder holds the new bundle, and does not disturb the next save
+    # the stray temporary folder holds the new bundle; the next save goes through and removes it
     stray = _leftovers(tmp_path)
     assert len(stray) == 1 and os.path.isfile(tmp_path / stray[0] / "manifest.json")
     Bundle.load(new_src).save(old_path)
     assert _snapshot(old_path, True) == _snapshot(new_src, True)
+    assert _leftovers(tmp_path) == []
 
 
 def test_a_reader_racing_a_writer_sees_one_whole_bundle(program, tmp_path):
@@ -339,14 +340,16 @@ def test_write_with_for_libraries_that_write_files_themselves(tmp_path):
 
 
 def test_discard_temporaries_removes_only_the_stale_writes_of_one_file(tmp_path):
+    """Only names of the exact form atomic writes use (.tmp-<8 random>-<name>) go; a
+    name a user chose that merely looks similar stays."""
     target = tmp_path / "training_state.ckpt"
-    for name in (".tmp-abc123-training_state.ckpt", ".tmp-x-training_state.ckpt", ".tmp-y-other.ckpt",
-                 "training_state.ckpt", "notes.tmp-training_state.ckpt"):
+    for name in (".tmp-abc123yz-training_state.ckpt", ".tmp-q_9w8e7r-training_state.ckpt", ".tmp-x-training_state.ckpt",
+                 ".tmp-abcdefgh-other.ckpt", "training_state.ckpt", "notes.tmp-training_state.ckpt"):
         (tmp_path / name).write_bytes(b"x")
     removed = atomic.discard_temporaries(target)
-    assert sorted(removed) == [".tmp-abc123-training_state.ckpt", ".tmp-x-training_state.ckpt"]
-    assert sorted(os.listdir(tmp_path)) == [".tmp-y-other.ckpt", "notes.tmp-training_state.ckpt",
-                                           "training_state.ckpt"]
+    assert sorted(removed) == [".tmp-abc123yz-training_state.ckpt", ".tmp-q_9w8e7r-training_state.ckpt"]
+    assert sorted(os.listdir(tmp_path)) == [".tmp-abcdefgh-other.ckpt", ".tmp-x-training_state.ckpt",
+                                           "notes.tmp-training_state.ckpt", "training_state.ckpt"]
     assert atomic.discard_temporaries(tmp_path / "missing" / "f.ckpt") == []
 
 
