@@ -12,6 +12,7 @@ The split is measured by timing the emit stage functions that Loss.to_onnx calls
     python benchmarks/compile_time.py --quick    # CI smoke: one compile each
 """
 import argparse
+import os
 import statistics
 import sys
 import time
@@ -189,6 +190,43 @@ def print_models(results, budget):
     return over
 
 
+def measure_imports(quick, opset):
+    """from_onnx on a resnet18-sized graph (onnx.helper-built, torchvision's names):
+    import = OnnxModel (opset check, folding, tracing the graph once), compile =
+    compile_model on it (all five graphs, tidied and checked). (label, import, compile)."""
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from onnx_models import resnet
+    from symgrad.compiler import compile_model, optimizers
+    from symgrad.compiler.onnx_import import OnnxModel
+    rows = [("resnet 1-1-1-1, 8-64 wide, 32px", dict(blocks=(1, 1, 1, 1), widths=(8, 16, 32, 64), image=32,
+                                                     classes=10))]
+    if not quick:
+        rows = [("resnet18 (11.7 M weights), 224px", dict())]
+    results = []
+    for label, kwargs in rows:
+        source = resnet(**kwargs)
+        t = time.perf_counter()
+        model = OnnxModel(source)
+        t_import = time.perf_counter() - t
+        t = time.perf_counter()
+        program = compile_model(model, loss=losses.get("sparse_categorical_crossentropy", from_logits=True),
+                                optimizer=optimizers.SGD(0.01), opset=opset)
+        program.bundle()
+        results.append((label, t_import, time.perf_counter() - t))
+    return results
+
+
+def print_imports(results, budget):
+    print(f"\n{'imported ONNX model (from_onnx)':34s} {'import s':>9s} {'compile s':>9s} {'total s':>8s}")
+    for label, t_import, t_compile in results:
+        total = t_import + t_compile
+        flag = "  over budget" if total > budget else ""
+        print(f"{label:34s} {t_import:9.2f} {t_compile:9.2f} {total:8.2f}{flag}")
+    over = [r for r in results if r[1] + r[2] > budget]
+    print(f"over the {budget:.0f} s import budget: {len(over)} of {len(results)}")
+    return over
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="CI smoke run: one compile each, fewer custom losses")
@@ -196,13 +234,16 @@ def main(argv=None):
     parser.add_argument("--opset", type=int, default=17)
     parser.add_argument("--budget", type=float, default=0.3, help="seconds per loss (default 0.3)")
     parser.add_argument("--model-budget", type=float, default=2.0, help="seconds per model (default 2)")
+    parser.add_argument("--import-budget", type=float, default=10.0,
+                        help="seconds to import and compile an ONNX model (default 10)")
     parser.add_argument("--strict", action="store_true", help="exit 1 when a loss or model is over its budget")
     args = parser.parse_args(argv)
     repeat = 1 if args.quick else max(1, args.repeat)
     results = measure(build_rows(args.quick), repeat, args.opset)
     over = print_table(results, args.budget, repeat)
     over_models = print_models(measure_models(model_rows(args.quick), args.opset), args.model_budget)
-    return 1 if (over or over_models) and args.strict else 0
+    over_imports = print_imports(measure_imports(args.quick, args.opset), args.import_budget)
+    return 1 if (over or over_models or over_imports) and args.strict else 0
 
 
 if __name__ == "__main__":

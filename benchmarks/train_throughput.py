@@ -4,9 +4,10 @@ buffers) and against PyTorch eager when torch is installed (run in a worker proc
 interleaved with the onnxruntime runs: see TorchWorker).
 
 Workloads: MLP 784-256-10 at batch 32/64/256 with SGD and Adam, a 3-layer 1024-wide MLP,
-and a small CNN on 1x28x28 (Conv 8x3x3 + ReLU, MaxPool 2, Dense 10). Two sequence rows
-run against PyTorch eager only (no hand-fused graph): an LSTM (32 steps of 16 features,
-LSTM 64, Dense 10) and a transformer block (16 tokens of 32 features: 4-head
+and a small CNN on 1x28x28 (Conv 8x3x3 + ReLU, MaxPool 2, Dense 10), declared with the
+layer API and, as ``onnx-cnn8-pool-10``, written as an ONNX file and imported with from_onnx.
+Two sequence rows run against PyTorch eager only (no hand-fused graph): an LSTM (32 steps of
+16 features, LSTM 64, Dense 10) and a transformer block (16 tokens of 32 features: 4-head
 MultiHeadAttention, residual + LayerNorm, ReLU feed-forward 64, residual + LayerNorm,
 Flatten, Dense 10), both with Adam. Same thread count
 for everyone, runs interleaved (A B C A B C ...), medians reported, with the achieved
@@ -47,7 +48,8 @@ SETTLE_S = 0.3
 
 def configs(quick):
     out = [("mlp784-256-10", "sgd", b) for b in (32, 64, 256)] + [("mlp784-256-10", "adam", b) for b in (32, 64, 256)]
-    out += [("mlp784-1024x3-10", "sgd", 64), ("mlp784-1024x3-10", "adam", 64), ("cnn8-pool-10", "sgd", 64)]
+    out += [("mlp784-1024x3-10", "sgd", 64), ("mlp784-1024x3-10", "adam", 64), ("cnn8-pool-10", "sgd", 64),
+            ("onnx-cnn8-pool-10", "sgd", 64)]
     out += [(name, "adam", 32) for name in SEQUENCE]
     return [c for c in out if c[2] == 64 and (c[0] != "mlp784-1024x3-10" or c[1] == "sgd")] if quick else out
 
@@ -65,7 +67,7 @@ def flops_per_step(name, batch):
     input gradients of every layer but the first."""
     if name in SEQUENCE:
         return None
-    if name.startswith("cnn"):
+    if "cnn" in name:
         conv = 2 * batch * 8 * 26 * 26 * 9
         dense = 2 * batch * 8 * 13 * 13 * 10
         return 2 * conv + 3 * dense
@@ -77,7 +79,7 @@ def flops_per_step(name, batch):
 def input_shape(name):
     if name in SEQUENCE:
         return SEQUENCE[name][0]
-    return (1, 28, 28) if name.startswith("cnn") else (784,)
+    return (1, 28, 28) if "cnn" in name else (784,)
 
 
 # ------------------------------------------------------------------ hand-fused ONNX
@@ -135,7 +137,7 @@ def fused_graph(name, optimizer, seed=0):
     """(serialized model, {state name: initial array}) of one fused train step."""
     rng = np.random.default_rng(seed)
     g, state, params, grads = _G(), {}, [], []
-    if name.startswith("cnn"):
+    if "cnn" in name:
         state = {"K": _init((8, 1, 3, 3), rng), "kb": np.zeros(8, np.float32),
                  "W": _init((8 * 13 * 13, 10), rng), "b": np.zeros(10, np.float32)}
         c = g.n("Conv", ["x", "K", "kb"], kernel_shape=[3, 3])
@@ -254,16 +256,23 @@ def _symgrad_sequence_model(name):
 def symgrad_trainer(name, optimizer, threads):
     from symgrad.compiler import Sequential, compile_model, layers, losses, optimizers
     from symgrad.runtime import Trainer
+    opt = optimizers.SGD(0.01) if optimizer == "sgd" else optimizers.Adam(0.001)
+    if name.startswith("onnx-"):   # the same CNN as an ONNX file, imported with from_onnx
+        sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+        from onnx_models import cnn8
+        from symgrad.compiler import from_onnx
+        program = from_onnx(cnn8(), loss=losses.get("sparse_categorical_crossentropy", from_logits=True),
+                            optimizer=opt)
+        return Trainer(program, seed=0, intra_op_num_threads=threads)
     if name in SEQUENCE:
         program = compile_model(_symgrad_sequence_model(name), optimizer=optimizers.Adam(0.001), seed=0,
                                 loss=losses.get("sparse_categorical_crossentropy", from_logits=True))
         return Trainer(program, seed=0, intra_op_num_threads=threads)
-    if name.startswith("cnn"):
+    if "cnn" in name:
         stack = [layers.Conv2D(8, 3, activation="relu"), layers.MaxPooling2D(2), layers.Flatten(), layers.Dense(10)]
     else:
         s = sizes(name)
         stack = [layers.Dense(u, activation="relu") for u in s[1:-1]] + [layers.Dense(s[-1])]
-    opt = optimizers.SGD(0.01) if optimizer == "sgd" else optimizers.Adam(0.001)
     program = compile_model(Sequential(stack, input_shape=input_shape(name)),
                             loss=losses.get("sparse_categorical_crossentropy", from_logits=True), optimizer=opt, seed=0)
     return Trainer(program, seed=0, intra_op_num_threads=threads)
@@ -281,7 +290,7 @@ def torch_epoch_function(name, optimizer, batch, threads):
     nn = torch.nn
     if name in SEQUENCE:
         model = _torch_sequence_model(name)
-    elif name.startswith("cnn"):
+    elif "cnn" in name:
         model = nn.Sequential(nn.Conv2d(1, 8, 3), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(8 * 13 * 13, 10))
     else:
         s = sizes(name)
@@ -451,6 +460,7 @@ def main(argv=None):
     parser.add_argument("--readme", action="store_true", help="rewrite the benchmark table in README.md")
     parser.add_argument("--only", default=None, help="run only the workloads whose name contains this text "
                         "(e.g. --only T for the LSTM and transformer rows)")
+    parser.add_argument("--workload", action="append", help="only these workloads (repeatable), e.g. onnx-cnn8-pool-10")
     args = parser.parse_args(argv)
     reps = args.reps or (3 if args.quick else 7)
     seconds = 0.15 if args.quick else 0.6
@@ -466,6 +476,8 @@ def main(argv=None):
     if args.only:
         chosen = [c for c in configs(False) if args.only in c[0]]
     for name, optimizer, batch in chosen:
+        if args.workload and name not in args.workload:
+            continue
         rates, ratios, steps = measure(name, optimizer, batch, args.threads, reps, seconds)
         torch_s = f"{rates['torch']:9.0f}" if "torch" in rates else f"{'-':>9}"
         if name in SEQUENCE:

@@ -19,11 +19,12 @@ _EXPORTS = {
     "Program": ".program",
     "gradcheck": ".gradcheck",
     "parse_expression": ".parse",
+    "from_onnx": ".onnx_import",
 }
 _ERRORS = ("SymgradError", "ExpressionError", "ExpressionSyntaxError", "UnknownSymbolError",
            "UnsupportedFunctionError", "MissingPredictionError", "NonDifferentiableError", "ParameterError",
            "UnknownNameError", "OpsetError", "ShapeError", "DataError", "BundleError", "ProviderError", "GradcheckError",
-           "OnnxModelError", "SaveError", "FolderInUseError")
+           "UnsupportedOpError", "OnnxModelError", "SaveError", "FolderInUseError")
 __all__ = sorted(list(_EXPORTS) + list(_ERRORS))
 
 

@@ -85,6 +85,10 @@ class GradcheckError(SymgradError, AssertionError):
     """A gradient that disagrees with finite differences."""
 
 
+class UnsupportedOpError(SymgradError, NotImplementedError):
+    """An ONNX op the importer cannot translate (docs/ops.md lists the ones it can)."""
+
+
 def unknown_name(kind, name, known):
     """An UnknownNameError that suggests the closest known names."""
     close = difflib.get_close_matches(str(name), list(known), n=3, cutoff=0.5)

@@ -3,6 +3,7 @@
     symgrad loss NAME -p k=v -o f.onnx      symgrad explain NAME|EXPR
     symgrad compile MODEL.py -o bundle/     symgrad train bundle/ --data d.npz
     symgrad export bundle/ -o model.onnx    symgrad inspect f.onnx
+    symgrad artifacts m.onnx --loss L -o b/ symgrad ops
     symgrad demo
 
 A user's mistake (a SymgradError, a bad argument, a missing file) prints one line to
@@ -373,6 +374,10 @@ def build_parser():
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-plot", action="store_true", help="skip the training-curve PNG")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+
+    from symgrad.runtime import cli_onnx  # artifacts, ops: the ONNX importer's verbs
+    _EXAMPLES.update(cli_onnx.EXAMPLES)
+    cli_onnx.add_verbs(verb)
     return parser
 
 
@@ -381,7 +386,7 @@ def main(argv=None):
     try:
         args = parser.parse_args(argv)
         if args.verb is None:
-            raise CLIError("choose a verb: loss, explain, compile, train, export, inspect, demo "
+            raise CLIError("choose a verb: loss, explain, compile, artifacts, train, export, inspect, ops, demo "
                            "(see 'symgrad --help')")
         if args.verb == "loss" and args.list:
             args.func = cmd_loss_list

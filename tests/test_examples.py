@@ -29,8 +29,8 @@ def number(pattern, text):
 def test_every_example_is_covered():
     """A new example must get a test here."""
     scripts = sorted(f for f in os.listdir(EXAMPLES) if f.endswith(".py"))
-    assert scripts == ["custom_callback.py", "custom_layer.py", "custom_loss.py", "loss_tour.py", "train_digits.py",
-                       "transformer_classifier.py"]
+    assert scripts == ["custom_callback.py", "custom_layer.py", "custom_loss.py", "finetune_onnx.py", "loss_tour.py",
+                       "train_digits.py", "transformer_classifier.py"]
     assert os.path.isfile(os.path.join(EXAMPLES, "node", "demo.py"))
 
 
@@ -109,3 +109,15 @@ def test_node_demo(tmp_path):
         pytest.skip(out.strip().splitlines()[-1])
     assert number(r"max \|loss - Python loss\| per step = ([\d.e+-]+)", out) <= 1e-5
     assert number(r"max \|y_pred - Python\| = ([\d.e+-]+)", out) <= 1e-5
+
+
+def test_finetune_onnx(tmp_path):
+    out = run_example("finetune_onnx.py", "--out-dir", str(tmp_path))
+    assert "conv1.weight (frozen)" in out
+    losses = [float(v) for v in re.search(r"train loss per epoch: ([\d. ]+)", out).group(1).split()]
+    assert losses[-1] < losses[0]
+    assert number(r"held-out accuracy in onnxruntime: ([\d.]+)", out) >= 0.9
+    # the exported file answers as a plain onnxruntime session would: recompute here
+    import onnxruntime as ort
+    session = ort.InferenceSession(str(tmp_path / "finetuned.onnx"), providers=["CPUExecutionProvider"])
+    assert session.get_outputs()[0].shape[-1] == 2

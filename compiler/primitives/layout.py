@@ -1,4 +1,6 @@
 """Static reshapes (Flatten, Reshape) and concatenation with its slicing adjoint."""
+import re
+
 import numpy as np
 import sympy
 
@@ -9,6 +11,27 @@ from ..ir import Primitive, primitive, normalize_axes, static_size
 
 def _symbolic(shape):
     return [d for d in shape if not isinstance(d, int)]
+
+
+def _dim_expr(d):
+    """A symbolic dim string ("N", "2*N") as a sympy expression over its names."""
+    names = {n: sympy.Symbol(n) for n in re.findall(r"[A-Za-z_]\w*", d)}
+    return sympy.sympify(d, locals=names)
+
+
+def _symbolic_fill(shape, known):
+    """The inferred dim when the input has symbolic dims, as a dim string ("N", "2*N"),
+    or None when the element counts cannot match for every value of the symbols."""
+    total = sympy.Integer(1)
+    for d in shape:
+        total *= sympy.Integer(d) if isinstance(d, int) else _dim_expr(d)
+    fill = sympy.simplify(total / known)
+    if fill.is_Integer:
+        return int(fill)
+    numer, denom = fill.as_numer_denom()
+    if denom != 1 or fill.is_number or any(c.is_Rational and not c.is_Integer for c in fill.atoms(sympy.Rational)):
+        return None
+    return str(fill)
 
 
 @primitive
@@ -42,8 +65,10 @@ class Reshape(Primitive):
                 fill = total // known
             elif len(sym) == 1 and static_size([d for d in x.shape if isinstance(d, int)]) == known:
                 fill = sym[0]  # the batch stays the batch
-            else:
-                raise ShapeError(f"reshape: cannot reshape {x.shape} into {target}: the static sizes differ")
+            else:  # a multiple of a symbolic dim (batch x heads in attention): "2*N"
+                fill = _symbolic_fill(x.shape, known)
+                if fill is None:
+                    raise ShapeError(f"reshape: cannot reshape {x.shape} into {target}: the static sizes differ")
             target = tuple(fill if i == free[0] else d for i, d in enumerate(target))
         elif total is None or total != known:
             raise ShapeError(f"reshape: cannot reshape {x.shape} ({total or 'dynamic'} elements) into {target}")
