@@ -81,6 +81,10 @@ class ProviderError(SymgradError, RuntimeError):
     """An onnxruntime execution provider that is unknown or not installed."""
 
 
+class WorkerError(SymgradError, RuntimeError):
+    """A data-parallel worker (runtime/distributed) that died, failed or stopped answering."""
+
+
 class GradcheckError(SymgradError, AssertionError):
     """A gradient that disagrees with finite differences."""
 

@@ -62,29 +62,18 @@ class Progress:
                 "data": self.data_info}
 
 
-def run_train_batches(tr, executions, cbl, prog, split):
-    """``executions`` yields (plan, k): k = 1 for a train_step (or gradients) plan, k > 1
-    for a train_loop plan holding k stacked batches. Batch hooks run once per execution,
-    as in Keras with steps_per_execution: begin with its first batch index, end with its
-    last and the running means up to it."""
+def local_step(tr, split, cbl):
+    """The single-process step: ``step(plan, b, k)`` runs one execution on a filled plan
+    (k = 1 step, or k > 1 stacked batches of a train_loop plan) and returns its scalars
+    (loss, metrics). Noise, step number, run, [hooks, update], flip."""
     store = tr._store
     step_buf = tr._hyper_np.get("step")
     random = tr.rng.random
-    begin = cbl.on_train_batch_begin if cbl.has("on_train_batch_begin") else None
-    end = cbl.on_train_batch_end if cbl.has("on_train_batch_end") else None
-    names = prog.names
-    acc = np.zeros(len(names))
-    count = 0
-    if end is not None and prog.batch:
-        count = int(prog.sizes[:prog.batch].sum())
-        acc = (prog.records[:prog.batch] * prog.sizes[:prog.batch, None]).sum(0)
     if split:
         update = tr._plan("update", None)
         after, before = cbl.on_after_backward, cbl.on_before_optimizer_step
-    b = prog.batch
-    for plan, k in executions:
-        if begin is not None:
-            begin(b, None)
+
+    def step(plan, b, k):
         if k == 1:
             for buf, dtype in plan.noise:
                 random(out=buf, dtype=dtype)
@@ -97,16 +86,39 @@ def run_train_batches(tr, executions, cbl, prog, split):
         p = store.parity
         plan.run[p]()
         if split:
-            logs = dict(zip(names, plan.read_scalars().tolist()))
+            logs = dict(zip([log_name(o) for o in plan.scalar_names], plan.read_scalars().tolist()))
             after(b, logs)
             before(b, logs)
             update.run[p]()
         store.parity = p ^ 1
+        return plan.read_scalars()
+    return step
+
+
+def run_train_batches(tr, executions, cbl, prog, split):
+    """``executions`` yields (plan, k): k = 1 for a train_step (or gradients) plan, k > 1
+    for a train_loop plan holding k stacked batches. Batch hooks run once per execution,
+    as in Keras with steps_per_execution: begin with its first batch index, end with its
+    last and the running means up to it."""
+    step = tr._step_runner(split, cbl)        # local_step, or the data-parallel one (runtime/distributed)
+    begin = cbl.on_train_batch_begin if cbl.has("on_train_batch_begin") else None
+    end = cbl.on_train_batch_end if cbl.has("on_train_batch_end") else None
+    names = prog.names
+    acc = np.zeros(len(names))
+    count = 0
+    if end is not None and prog.batch:
+        count = int(prog.sizes[:prog.batch].sum())
+        acc = (prog.records[:prog.batch] * prog.sizes[:prog.batch, None]).sum(0)
+    b = prog.batch
+    for plan, k in executions:
+        if begin is not None:
+            begin(b, None)
+        scalars = step(plan, b, k)
         tr._step += k
         tr._last_steps = k
         while b + k > len(prog.sizes):
             prog.grow()
-        prog.records[b:b + k] = plan.read_scalars()
+        prog.records[b:b + k] = scalars
         prog.sizes[b:b + k] = plan.n
         b += k
         prog.batch = b
@@ -132,9 +144,9 @@ def fit_loop(tr, train, val, epochs, initial_epoch, cbl, validation_freq, split)
     tr.stop_training = False
     tr._callbacks = cbl
     tr._resume = None
-    gs = tr._session("gradients" if split else "train_step")
+    kind = tr._train_kind(split)
+    gs = tr._session(kind)
     names = [log_name(o) for o in gs.scalar_names]
-    kind = "gradients" if split else "train_step"
     data_info = {"n": getattr(train, "n", None), "batch_size": getattr(train, "batch_size", None),
                  "shuffle": getattr(train, "shuffle", False)}
     try:

@@ -226,6 +226,15 @@ class Trainer:
         split = cbl.has("on_after_backward") or cbl.has("on_before_optimizer_step")
         return loop.fit_loop(self, train, val, epochs, initial_epoch, cbl, validation_freq, split)
 
+    # The fit loop's step, swappable: runtime/distributed runs it over Ray workers.
+    def _train_kind(self, split):
+        """The graph whose plans hold the training batches."""
+        return "gradients" if split else "train_step"
+
+    def _step_runner(self, split, cbl):
+        """``step(plan, batch_index) -> scalars``: one optimizer step on a filled plan."""
+        return loop.local_step(self, split, cbl)
+
     def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", sample_weight=None, steps=None,
                  callbacks=None, return_dict=False, **kwargs):
         """Loss and metrics over the data: a float (no metrics), a list [loss, *metrics] or a dict."""

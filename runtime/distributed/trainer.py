@@ -1,0 +1,299 @@
+"""RayTrainer: the Trainer's fit loop with each step run data-parallel on Ray actors.
+
+    trainer = RayTrainer(program, num_workers=4, seed=0)   # ray.init(address=...) first for a cluster
+    trainer.fit(x, y, epochs=10, batch_size=256, callbacks=[...])
+
+The driver is a Trainer: the fit/evaluate/predict loops, the callbacks, checkpoints and
+export are the single-process ones. Only the step differs (``_step_runner``). A step splits
+the global batch into one shard per worker (sizes differ by at most one row), each worker
+returns its gradients, updated batch-norm statistics and scalars as one flat buffer, and
+the driver averages them weighted so that the result is the global batch's mean (a short
+last batch included). The driver applies the average to its own replica with ``update``
+(so evaluate, predict, export and checkpoints read an up-to-date state without asking the
+workers) and sends it back in one ``ray.put``; the workers apply it at the start of their
+next call. Why the driver averages rather than a ring among the workers: see README
+("Data-parallel training on Ray"), measured by benchmarks/scaling.py.
+"""
+import numbers
+import os
+
+import numpy as np
+import onnxruntime as ort
+
+from symgrad.compiler.errors import ParameterError, WorkerError
+
+from ..trainer import Trainer
+from .layout import graph_layout
+from .worker import Worker
+
+
+def _ray():
+    try:
+        import ray
+    except ImportError:
+        raise ParameterError("RayTrainer needs Ray: pip install \"symgrad[ray]\"") from None
+    return ray
+
+
+def shard_bounds(n, k):
+    """Row bounds of ``k`` shards of ``n`` rows, sizes differing by at most one (the first
+    ``n % k`` shards get the extra row; with n < k the last shards are empty)."""
+    sizes = np.full(k, n // k, dtype=np.int64)
+    sizes[:n % k] += 1
+    return np.concatenate([[0], np.cumsum(sizes)])
+
+
+class RayTrainer(Trainer):
+    """Data-parallel training of a Program, Bundle or bundle folder on ``num_workers`` Ray actors.
+
+    seed: shuffling and (per worker, derived) dropout noise, as Trainer's seed.
+    num_cpus_per_worker: the CPUs each actor reserves (and its onnxruntime thread count).
+    step_timeout: seconds a step may take before the workers are declared hung (None: no limit;
+    a worker that dies is reported at once either way).
+    init_kwargs: passed to ``ray.init`` when no Ray cluster is connected yet; the cluster so
+    started is shut down by ``shutdown()``.
+    Other keywords: onnxruntime session options by keyword, as Trainer (provider is CPU).
+    """
+
+    def __init__(self, program, num_workers=2, seed=None, num_cpus_per_worker=1, step_timeout=600.0,
+                 init_kwargs=None, **session_opts):
+        for name, value in (("num_workers", num_workers), ("num_cpus_per_worker", num_cpus_per_worker)):
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+                raise ParameterError(f"{name} must be an integer >= 1, got {value!r}")
+        if step_timeout is not None and (isinstance(step_timeout, bool) or not isinstance(step_timeout, numbers.Real)
+                                         or not step_timeout > 0):
+            raise ParameterError(f"step_timeout must be a number of seconds > 0 or None, got {step_timeout!r}")
+        if "session_options" in session_opts or "provider" in session_opts:
+            raise ParameterError("RayTrainer takes onnxruntime session options by keyword only (they are sent to "
+                                 "the workers) and trains on the CPU provider")
+        super().__init__(program, provider="cpu", seed=seed, **dict(session_opts))
+        self.num_workers = int(num_workers)
+        self.step_timeout = step_timeout
+        self._cpus = int(num_cpus_per_worker)
+        self._worker_opts = {"intra_op_num_threads": self._cpus, **session_opts}
+        self.layout, scalar_names = graph_layout(self)
+        self._loss_index = scalar_names.index("loss") if "loss" in scalar_names else None
+        self._flat = self.layout.new_buffer()          # the averaged buffer; the driver's grad/* live in it
+        for name, offset, shape in self.layout.grads:
+            self._shared[name] = ort.OrtValue.ortvalue_from_numpy(self.layout.view(self._flat, offset, shape))
+        self._acc = np.zeros(self.layout.size)
+        reduction = (self.manifest.get("loss") or {}).get("reduction", "sum_over_batch_size")
+        self._reduction = reduction
+        self._batch_names = None
+        self._workers, self._pending, self._dirty = [], None, True
+        ray = _ray()
+        self._started_cluster = False
+        if not ray.is_initialized():
+            kwargs = {"num_cpus": max(os.cpu_count() or 1, self.num_workers * self._cpus),
+                      "include_dashboard": False, "log_to_driver": False}
+            kwargs.update(init_kwargs or {})
+            ray.init(**kwargs)
+            self._started_cluster = True
+        elif init_kwargs:
+            raise ParameterError("init_kwargs is for the cluster RayTrainer starts; Ray is already initialised here")
+        self._bundle_ref = ray.put((self.manifest, self.bundle.graphs, self.bundle.state))
+        self._start_workers()
+
+    # ------------------------------------------------------------ workers
+    @property
+    def workers(self):
+        """The worker actors (Ray ActorHandles), by rank."""
+        return list(self._workers)
+
+    def _start_workers(self):
+        ray = _ray()
+        need = self.num_workers * self._cpus
+        have = ray.cluster_resources().get("CPU", 0)
+        if have < need:
+            raise ParameterError(f"num_workers={self.num_workers} workers of {self._cpus} CPU each need {need} CPUs; "
+                                 f"the Ray cluster has {have:g}. Use fewer workers or a larger cluster")
+        actor = ray.remote(num_cpus=self._cpus, max_restarts=0)(Worker)
+        self._workers = [actor.options(name=None).remote(rank, self._bundle_ref, self._worker_opts)
+                         for rank in range(self.num_workers)]
+        self._pids = self._gather([w.pid.remote() for w in self._workers], "start")
+        self._pending, self._dirty = None, True
+
+    def worker_pids(self):
+        """Process ids of the worker actors, by rank (for monitoring and fault tests)."""
+        return list(self._pids)
+
+    def _lose_workers(self):
+        ray = _ray()
+        for w in self._workers:
+            try:
+                ray.kill(w)
+            except Exception:  # already dead
+                pass
+        self._workers, self._pending, self._dirty = [], None, True
+
+    def _gather(self, refs, what):
+        """The results of ``refs`` (one per worker, by rank); a dead, failing or hung worker
+        is a WorkerError naming it, raised as soon as it is known (no waiting on the others)."""
+        ray = _ray()
+        from ray.exceptions import GetTimeoutError, RayActorError, RayTaskError
+        rank_of = {ref: k for k, ref in enumerate(refs)}
+        out = [None] * len(refs)
+        waiting = list(refs)
+        while waiting:
+            ready, waiting = ray.wait(waiting, num_returns=len(waiting), timeout=self.step_timeout)
+            if not ready:
+                ranks = sorted(rank_of[r] for r in waiting)
+                self._lose_workers()
+                raise WorkerError(f"Ray worker(s) {ranks} did not answer within step_timeout={self.step_timeout} s "
+                                  f"({what}); the trainer released its workers, and the next fit() starts new ones")
+            for ref in ready:
+                k = rank_of[ref]
+                try:
+                    out[k] = ray.get(ref)
+                except RayActorError as exc:
+                    self._lose_workers()
+                    raise WorkerError(f"Ray worker {k} of {len(refs)} (pid {self._pid(k)}) died ({what}): "
+                                      f"{_first_line(exc)}. The trainer released its other workers; call fit() again "
+                                      "to start new ones (with BackupAndRestore it resumes from the last checkpoint)"
+                                      ) from None
+                except RayTaskError as exc:
+                    self._lose_workers()
+                    raise WorkerError(f"Ray worker {k} of {len(refs)} failed ({what}): {_first_line(exc.cause or exc)}"
+                                      ) from None
+                except GetTimeoutError:      # pragma: no cover - ready refs do not time out
+                    raise
+        return out
+
+    def _pid(self, k):
+        pids = getattr(self, "_pids", None)
+        return pids[k] if pids and k < len(pids) else "unknown"
+
+    def _broadcast_state(self):
+        ray = _ray()
+        if not self._workers:
+            self._start_workers()
+        ref = ray.put(self._store.snapshot())
+        self._gather([w.load_state.remote(ref, self._step) for w in self._workers], "loading the state")
+        self._pending, self._dirty = None, False
+
+    def shutdown(self):
+        """Release the worker actors, and the Ray cluster if this trainer started it."""
+        ray = _ray()
+        if ray.is_initialized():
+            self._lose_workers()
+            if self._started_cluster:
+                ray.shutdown()
+        self._started_cluster = False
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.shutdown()
+
+    # ------------------------------------------------------------ the data-parallel step
+    def _train_kind(self, split):
+        return "gradients"
+
+    def fit(self, *args, **kwargs):
+        self._dirty = True             # each fit starts from the driver's state (set_weights, a restore...)
+        return super().fit(*args, **kwargs)
+
+    def _shard_weights(self, plan, bounds):
+        """(loss/gradient weights, metric weights) of the shards: the global batch's loss is the
+        weighted sum of the shard losses for every reduction the compiler emits."""
+        sizes = np.diff(bounds).astype(np.float64)
+        n = sizes.sum()
+        metric = sizes / n
+        if self._reduction == "sum":
+            return np.where(sizes > 0, 1.0, 0.0), metric
+        if self._reduction == "weighted_mean" and "sample_weight" in self._inputs.specs:
+            w = plan.host[self._inputs.specs["sample_weight"].name].astype(np.float64)
+            per = np.array([w[lo:hi].sum() for lo, hi in zip(bounds[:-1], bounds[1:])])
+            total = per.sum()
+            return (per / total if total > 0 else np.zeros_like(per)), metric
+        return metric, metric
+
+    def _step_runner(self, split, cbl):
+        ray = _ray()
+        if self._dirty or not self._workers:
+            self._broadcast_state()
+        lay, flat, acc, store = self.layout, self._flat, self._acc, self._store
+        update = self._plan("update", None)
+        hyper = self._hyper_np
+        random_inputs = bool(self._random)
+        if split:
+            after, before = cbl.on_after_backward, cbl.on_before_optimizer_step
+        k = self.num_workers
+
+        def step(plan, b):
+            if self._dirty or not self._workers:
+                self._broadcast_state()
+            names = self._batch_names or [n for n in plan.host if n not in {r for r in self._random}]
+            self._batch_names = names
+            bounds = shard_bounds(plan.n, k)
+            key = int(self.rng.integers(2 ** 63)) if random_inputs else 0
+            number = self._step + 1
+            pending = self._pending or (None, None, None)
+            refs = []
+            for rank, w in enumerate(self._workers):
+                lo, hi = int(bounds[rank]), int(bounds[rank + 1])
+                shard = {name: plan.host[name][lo:hi] for name in names} if hi > lo else None
+                refs.append(w.step.remote(*pending, shard, key, number))
+            bufs = self._gather(refs, f"step {number}")
+            loss_w, metric_w = self._shard_weights(plan, bounds)
+            acc.fill(0.0)
+            scalars = np.zeros(lay.n_scalars)
+            for buf, wl, wm in zip(bufs, loss_w, metric_w):
+                if buf is None:
+                    continue
+                acc[:lay.sync] += wl * buf[:lay.sync]
+                tail = buf[lay.scalars:].astype(np.float64)
+                scalars += wm * tail
+                if self._loss_index is not None:      # the loss follows the loss reduction's weights
+                    scalars[self._loss_index] += (wl - wm) * tail[self._loss_index]
+            np.copyto(flat[:lay.sync], acc[:lay.sync], casting="unsafe")
+            if split:
+                logs = dict(zip([n[7:] if n.startswith("metric/") else n for n in plan.scalar_names],
+                                scalars.tolist()))
+                after(b, logs)
+                before(b, logs)        # may change the averaged gradients (set_gradients)
+            p = store.parity
+            for name, offset, shape in lay.state:
+                store.pairs[name][1 - p].update_inplace(np.ascontiguousarray(lay.view(flat, offset, shape)))
+            if "step" in hyper:
+                hyper["step"].fill(number)
+            update.run[p]()
+            store.parity = p ^ 1
+            self._pending = (ray.put(flat[:lay.sync]), self._lr, number)
+            return scalars
+        return step
+
+    # ------------------------------------------------------------ state changes outside a step
+    def set_weights(self, weights):
+        super().set_weights(weights)
+        self._dirty = True
+
+    def load_state_dict(self, state):
+        super().load_state_dict(state)
+        self._dirty = True
+
+    def load_checkpoint(self, path):
+        super().load_checkpoint(path)
+        self._dirty = True
+
+    def revert_last_step(self):
+        super().revert_last_step()
+        self._dirty = True
+
+    def train_on_batch(self, *args, **kwargs):
+        """One step on the driver's replica (single-process); the workers catch up at the next fit."""
+        self._dirty = True
+        return super().train_on_batch(*args, **kwargs)
+
+    def _resume_from(self, tensors, meta, callbacks, source):
+        super()._resume_from(tensors, meta, callbacks, source)
+        self._dirty = True
+
+    def __repr__(self):
+        return super().__repr__().replace("Trainer(", f"RayTrainer(num_workers={self.num_workers}, ", 1)
+
+
+def _first_line(exc):
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
