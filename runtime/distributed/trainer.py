@@ -117,6 +117,16 @@ class RayTrainer(Trainer):
         """Process ids of the worker actors, by rank (for monitoring and fault tests)."""
         return list(self._pids)
 
+    def worker_states(self):
+        """Each worker's replica of the state ({name: array}, by rank), after it applied the
+        last update: they equal the driver's ``state_dict()`` bit for bit."""
+        if not self._workers or self._dirty:
+            self._broadcast_state()
+        pending = self._pending or (None, None, None)
+        self._gather([w.step.remote(*pending, None, 0, self._step) for w in self._workers], "applying the last update")
+        self._pending = None
+        return self._gather([w.state.remote() for w in self._workers], "reading the state")
+
     def _lose_workers(self):
         ray = _ray()
         for w in self._workers:

@@ -38,6 +38,9 @@ class Worker:
     def pid(self):
         return os.getpid()
 
+    def state(self):
+        return self.trainer._store.snapshot()
+
     def load_state(self, tensors, step):
         """Replace the replica's state (the driver's, at the start of a fit or after a change)."""
         t = self.trainer

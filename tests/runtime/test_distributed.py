@@ -1,0 +1,177 @@
+"""RayTrainer (runtime/distributed) against the single-process Trainer on the same global
+batch: the Trainer is checked elsewhere against NumPy references, and here it is the
+oracle for data-parallel numbers. One small local Ray cluster serves the whole module;
+it is shut down at the end and no process it started may be left behind."""
+import os
+import signal
+import time
+
+import numpy as np
+import pytest
+
+ray = pytest.importorskip("ray")
+
+from symgrad.compiler import Sequential, compile_model, layers, losses, optimizers  # noqa: E402
+from symgrad.compiler.errors import ParameterError, WorkerError  # noqa: E402
+from symgrad.runtime import Trainer, callbacks  # noqa: E402
+from symgrad.runtime.distributed import RayTrainer, shard_bounds  # noqa: E402
+
+HANG_GUARD = 120.0      # seconds; a guard against hanging, not a timing assertion
+
+
+def _children():
+    """{pid: parent pid} of every live process on the machine (from /proc)."""
+    out = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if fields[0] != "Z":
+                out[int(entry)] = int(fields[1])
+    return out
+
+
+def _descendants(root):
+    parents = _children()
+    found, frontier = set(), {root}
+    while frontier:
+        frontier = {pid for pid, ppid in parents.items() if ppid in frontier} - found
+        found |= frontier
+    return found
+
+
+def _alive(pids):
+    live = _children()
+    return sorted(p for p in pids if p in live)
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    ray.init(num_cpus=2, include_dashboard=False, object_store_memory=200 * 2**20, log_to_driver=False)
+    started = set()
+    yield started              # tests add their workers' pids
+    started |= _descendants(os.getpid())
+    ray.shutdown()
+    deadline = time.monotonic() + HANG_GUARD
+    while _alive(started) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not _alive(started), f"processes left behind after ray.shutdown(): {_alive(started)}"
+
+
+def _data(n, features=4, classes=3, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, features))
+    y = (x[:, 0] + x[:, 1] > 0).astype(np.int64) + (x[:, 2] > 1)
+    return x, y
+
+
+def _program(dtype, optimizer, extra=()):
+    model = Sequential([layers.Dense(8, activation="tanh"), *extra, layers.Dense(3)], input_shape=(4,))
+    return compile_model(model, losses.get("sparse_categorical_crossentropy", from_logits=True), optimizer,
+                         metrics=["accuracy"], dtype=dtype, seed=0)
+
+
+def _assert_states(got, want, rtol, atol=0.0):
+    assert set(got) == set(want)
+    for name in want:
+        np.testing.assert_allclose(got[name], want[name], rtol=rtol, atol=atol, err_msg=name)
+
+
+def _fit_both(program, cluster, x, y, rtol, **fit):
+    single = Trainer(program, seed=11)
+    h1 = single.fit(x, y, verbose=0, **fit)
+    with RayTrainer(program, num_workers=2, seed=11, step_timeout=HANG_GUARD) as dp:
+        cluster.update(dp.worker_pids())
+        h2 = dp.fit(x, y, verbose=0, **fit)
+        assert h2.history.keys() == h1.history.keys()
+        for key in h1.history:
+            np.testing.assert_allclose(h2.history[key], h1.history[key], rtol=rtol, err_msg=key)
+        _assert_states(dp.state_dict(), single.state_dict(), rtol)
+        for replica in dp.worker_states():          # the replicas are the driver's state, bit for bit
+            _assert_states(replica, dp.state_dict(), 0.0)
+        np.testing.assert_allclose(dp.predict(x[:9], verbose=0), single.predict(x[:9], verbose=0), rtol=rtol)
+    return h2
+
+
+def test_shard_bounds_split_a_short_batch_evenly():
+    assert shard_bounds(16, 2).tolist() == [0, 8, 16]
+    assert shard_bounds(5, 2).tolist() == [0, 3, 5]
+    assert shard_bounds(1, 2).tolist() == [0, 1, 1]          # an empty shard for the second worker
+    assert shard_bounds(10, 4).tolist() == [0, 3, 6, 8, 10]
+
+
+def test_float64_matches_single_process_trainer(cluster):
+    """65 rows in batches of 16: the last batch has one row, so worker 1 gets an empty
+    shard; validation, shuffling and a learning-rate schedule run on the driver."""
+    x, y = _data(65)
+    schedule = callbacks.LearningRateScheduler(lambda epoch, lr: 0.05 * 0.5 ** epoch)
+    _fit_both(_program("float64", optimizers.SGD(0.05, momentum=0.9)), cluster, x, y, rtol=1e-9,
+              epochs=3, batch_size=16, shuffle=True, validation_data=(x[:20], y[:20]), callbacks=[schedule])
+
+
+def test_float32_adam_matches_single_process_trainer(cluster):
+    """69 rows in batches of 16: the last batch (5 rows) splits 3 + 2, weighted by size."""
+    x, y = _data(69, seed=1)
+    _fit_both(_program("float32", optimizers.Adam(0.02)), cluster, x.astype(np.float32), y, rtol=1e-5,
+              epochs=3, batch_size=16, shuffle=True)
+
+
+def test_too_many_workers_for_the_cluster_is_a_clear_error(cluster):
+    with pytest.raises(ParameterError, match="need 3 CPUs; the Ray cluster has 2"):
+        RayTrainer(_program("float32", "sgd"), num_workers=3)
+
+
+class KillWorker(callbacks.Callback):
+    """SIGKILL one worker's process after batch ``at`` of epoch ``epoch``."""
+
+    def __init__(self, pid, epoch, at):
+        super().__init__()
+        self.pid, self.epoch_at, self.at, self.epoch = pid, epoch, at, 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        if (self.epoch, batch) == (self.epoch_at, self.at):
+            os.kill(self.pid, signal.SIGKILL)
+
+
+def test_batch_norm_and_dropout_reproduce_and_resume_after_a_killed_worker(cluster, tmp_path):
+    x, y = _data(96, seed=2)
+    x = x.astype(np.float32)
+    program = _program("float32", optimizers.Adam(0.01),
+                       extra=(layers.BatchNormalization(momentum=0.9), layers.Dropout(0.3)))
+    fit = dict(epochs=3, batch_size=16, shuffle=True, verbose=0)
+
+    def backup():
+        return callbacks.BackupAndRestore(str(tmp_path / "backup"), save_freq=2)
+
+    with RayTrainer(program, num_workers=2, seed=5, step_timeout=HANG_GUARD) as dp:
+        cluster.update(dp.worker_pids())
+        reference = dp.fit(x, y, callbacks=[backup()], **fit).history
+        want = dp.state_dict()
+        for replica in dp.worker_states():
+            _assert_states(replica, want, 0.0)
+    assert reference["loss"][-1] < reference["loss"][0]
+    moving = [k for k in want if k.endswith("moving_mean")]
+    assert moving and not np.array_equal(want[moving[0]], program.bundle().state[moving[0]])
+
+    with RayTrainer(program, num_workers=2, seed=5, step_timeout=HANG_GUARD) as dp:
+        cluster.update(dp.worker_pids())
+        killer = KillWorker(dp.worker_pids()[1], epoch=1, at=2)
+        with pytest.raises(WorkerError, match=r"Ray worker 1 of 2 \(pid \d+\) died"):
+            dp.fit(x, y, callbacks=[killer, backup()], **fit)
+        assert not dp.workers                                  # released; the next fit starts new ones
+        resumed = dp.fit(x, y, callbacks=[backup()], **fit).history
+        cluster.update(dp.worker_pids())
+        _assert_states(dp.state_dict(), want, 0.0)             # bit for bit where the uninterrupted run ended
+        assert resumed == reference, (resumed, reference)
+    assert not (tmp_path / "backup").exists()
+
+    with RayTrainer(program, num_workers=2, seed=6, step_timeout=HANG_GUARD) as dp:   # other seed, other noise
+        cluster.update(dp.worker_pids())
+        other = dp.fit(x, y, **fit).history
+    assert other["loss"] != reference["loss"]
