@@ -30,6 +30,7 @@ def test_every_example_is_covered():
     """A new example must get a test here."""
     scripts = sorted(f for f in os.listdir(EXAMPLES) if f.endswith(".py"))
     assert scripts == ["custom_callback.py", "custom_layer.py", "custom_loss.py", "finetune_onnx.py", "loss_tour.py",
+                       "ray_data_parallel.py",        # run by tests/runtime/test_distributed.py on its cluster
                        "train_digits.py", "transformer_classifier.py"]
     assert os.path.isfile(os.path.join(EXAMPLES, "node", "demo.py"))
 

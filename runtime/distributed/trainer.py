@@ -50,8 +50,9 @@ class RayTrainer(Trainer):
     num_cpus_per_worker: the CPUs each actor reserves (and its onnxruntime thread count).
     step_timeout: seconds a step may take before the workers are declared hung (None: no limit;
     a worker that dies is reported at once either way).
-    init_kwargs: passed to ``ray.init`` when no Ray cluster is connected yet; the cluster so
-    started is shut down by ``shutdown()``.
+    init_kwargs: passed to ``ray.init`` when no Ray cluster is connected yet and RAY_ADDRESS
+    names none, to start a local one; ``shutdown()`` stops the cluster that the trainer
+    started (or disconnects from the one RAY_ADDRESS named).
     Other keywords: onnxruntime session options by keyword, as Trainer (provider is CPU).
     """
 
@@ -84,15 +85,23 @@ class RayTrainer(Trainer):
         ray = _ray()
         self._started_cluster = False
         if not ray.is_initialized():
-            kwargs = {"num_cpus": max(os.cpu_count() or 1, self.num_workers * self._cpus),
-                      "include_dashboard": False, "log_to_driver": False}
-            kwargs.update(init_kwargs or {})
-            ray.init(**kwargs)
-            self._started_cluster = True
+            if os.environ.get("RAY_ADDRESS"):       # connect to the cluster that the environment names
+                ray.init(log_to_driver=False)       # (init_kwargs describe a cluster to start: not used)
+            else:
+                kwargs = {"num_cpus": max(os.cpu_count() or 1, self.num_workers * self._cpus),
+                          "include_dashboard": False, "log_to_driver": False}
+                ray.init(**{**kwargs, **(init_kwargs or {})})
+            self._started_cluster = True      # shutdown() stops it (or, for RAY_ADDRESS, disconnects)
         elif init_kwargs:
             raise ParameterError("init_kwargs is for the cluster RayTrainer starts; Ray is already initialised here")
         self._bundle_ref = ray.put((self.manifest, self.bundle.graphs, self.bundle.state))
         self._start_workers()
+
+    @classmethod
+    def load(cls, path, num_workers=2, seed=None, **kwargs):
+        """A RayTrainer for the bundle folder at ``path``."""
+        from symgrad.compiler.bundle import Bundle
+        return cls(Bundle.load(path), num_workers=num_workers, seed=seed, **kwargs)
 
     # ------------------------------------------------------------ workers
     @property

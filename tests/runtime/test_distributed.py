@@ -103,13 +103,24 @@ def test_shard_bounds_split_a_short_batch_evenly():
     assert shard_bounds(10, 4).tolist() == [0, 3, 6, 8, 10]
 
 
+class ScaleGradients(callbacks.Callback):
+    """Halves the gradients of the first layer before each update (the split step's hooks)."""
+
+    def on_before_optimizer_step(self, batch, logs=None):
+        grads = self.trainer.get_gradients()
+        first = sorted(grads)[0]
+        self.trainer.set_gradients({first: 0.5 * grads[first]})
+
+
 def test_float64_matches_single_process_trainer(cluster):
     """65 rows in batches of 16: the last batch has one row, so worker 1 gets an empty
     shard; validation, shuffling and a learning-rate schedule run on the driver."""
     x, y = _data(65)
-    schedule = callbacks.LearningRateScheduler(lambda epoch, lr: 0.05 * 0.5 ** epoch)
-    _fit_both(_program("float64", optimizers.SGD(0.05, momentum=0.9)), cluster, x, y, rtol=1e-9,
-              epochs=3, batch_size=16, shuffle=True, validation_data=(x[:20], y[:20]), callbacks=[schedule])
+    for hooks in ([], [ScaleGradients()]):     # the fused step, then gradients/update with a gradient hook
+        schedule = callbacks.LearningRateScheduler(lambda epoch, lr: 0.05 * 0.5 ** epoch)
+        _fit_both(_program("float64", optimizers.SGD(0.05, momentum=0.9)), cluster, x, y, rtol=1e-9,
+                  epochs=3, batch_size=16, shuffle=True, validation_data=(x[:20], y[:20]),
+                  callbacks=[schedule, *hooks])
 
 
 def test_float32_adam_matches_single_process_trainer(cluster):
@@ -175,3 +186,27 @@ def test_batch_norm_and_dropout_reproduce_and_resume_after_a_killed_worker(clust
         cluster.update(dp.worker_pids())
         other = dp.fit(x, y, **fit).history
     assert other["loss"] != reference["loss"]
+
+
+def test_example_runs_on_the_module_cluster(cluster, tmp_path):
+    """examples/ray_data_parallel.py at smoke size, connected to this module's cluster
+    through RAY_ADDRESS; its printed accuracy is recomputed from the model it exported."""
+    import runpy
+    import subprocess
+    import sys
+
+    import onnxruntime as ort
+    root = os.path.abspath(os.path.join(os.path.dirname(__file__), os.pardir, os.pardir))
+    script = os.path.join(root, "examples", "ray_data_parallel.py")
+    env = dict(os.environ, SYMGRAD_SMOKE="1", RAY_ADDRESS=ray.get_runtime_context().gcs_address)
+    out = subprocess.run([sys.executable, script, "--out-dir", str(tmp_path)], capture_output=True, text=True,
+                         timeout=HANG_GUARD * 3, cwd=root, env=env)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    printed = float(out.stdout.split("evaluate: val_loss ")[1].split("val_accuracy ")[1].split()[0])
+    make_data = runpy.run_path(script)["make_data"]
+    xv, yv = make_data(300, seed=1)
+    session = ort.InferenceSession(str(tmp_path / "model.onnx"), providers=["CPUExecutionProvider"])
+    (logits,) = session.run(None, {"x": xv})
+    assert printed == pytest.approx(np.mean(logits.argmax(1) == yv), abs=1e-4)
+    assert printed > 0.7
+    assert (tmp_path / "best.onnx").is_file() and not (tmp_path / "backup").exists()
