@@ -16,6 +16,7 @@ next call. Why the driver averages rather than a ring among the workers: see REA
 """
 import numbers
 import os
+import time
 
 import numpy as np
 import onnxruntime as ort
@@ -24,6 +25,7 @@ from symgrad.compiler.errors import ParameterError, WorkerError
 
 from ..trainer import Trainer
 from .layout import graph_layout
+from .shards import MODES, IndexedInputs, batch_column, shard_rows
 from .worker import Worker
 
 
@@ -48,6 +50,9 @@ class RayTrainer(Trainer):
 
     seed: shuffling and (per worker, derived) dropout noise, as Trainer's seed.
     num_cpus_per_worker: the CPUs each actor reserves (and its onnxruntime thread count).
+    shard_transfer: "indices" (arrays go to Ray's object store once per fit; a step sends row
+    indices) or "rows" (a step sends each worker its rows); iterables of batches always
+    send rows. See shards.py and benchmarks/scaling.py.
     step_timeout: seconds a step may take before the workers are declared hung (None: no limit;
     a worker that dies is reported at once either way).
     init_kwargs: passed to ``ray.init`` when no Ray cluster is connected yet and RAY_ADDRESS
@@ -57,13 +62,15 @@ class RayTrainer(Trainer):
     """
 
     def __init__(self, program, num_workers=2, seed=None, num_cpus_per_worker=1, step_timeout=600.0,
-                 init_kwargs=None, **session_opts):
+                 shard_transfer="indices", init_kwargs=None, **session_opts):
         for name, value in (("num_workers", num_workers), ("num_cpus_per_worker", num_cpus_per_worker)):
             if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
                 raise ParameterError(f"{name} must be an integer >= 1, got {value!r}")
         if step_timeout is not None and (isinstance(step_timeout, bool) or not isinstance(step_timeout, numbers.Real)
                                          or not step_timeout > 0):
             raise ParameterError(f"step_timeout must be a number of seconds > 0 or None, got {step_timeout!r}")
+        if shard_transfer not in MODES:
+            raise ParameterError(f"shard_transfer must be one of {', '.join(map(repr, MODES))}, got {shard_transfer!r}")
         if "session_options" in session_opts or "provider" in session_opts:
             raise ParameterError("RayTrainer takes onnxruntime session options by keyword only (they are sent to "
                                  "the workers) and trains on the CPU provider")
@@ -72,6 +79,10 @@ class RayTrainer(Trainer):
         self.step_timeout = step_timeout
         self._cpus = int(num_cpus_per_worker)
         self._worker_opts = {"intra_op_num_threads": self._cpus, **session_opts}
+        self.shard_transfer = shard_transfer
+        if shard_transfer == "indices":
+            self._inputs = IndexedInputs(self.manifest, self._label_classes())
+        self._data_src = self._data_ref = None
         self.layout, scalar_names = graph_layout(self)
         self._loss_index = scalar_names.index("loss") if "loss" in scalar_names else None
         self._flat = self.layout.new_buffer()          # the averaged buffer; the driver's grad/* live in it
@@ -82,6 +93,7 @@ class RayTrainer(Trainer):
         self._reduction = reduction
         self._batch_names = None
         self._workers, self._pending, self._dirty = [], None, True
+        self._timing = dict.fromkeys(("steps", "step_s", "submit_s", "wait_s", "average_s", "update_s"), 0.0)
         ray = _ray()
         self._started_cluster = False
         if not ray.is_initialized():
@@ -125,6 +137,19 @@ class RayTrainer(Trainer):
     def worker_pids(self):
         """Process ids of the worker actors, by rank (for monitoring and fault tests)."""
         return list(self._pids)
+
+    def profile(self):
+        """Where the steps' time went since the last call: ``steps``; ``step_s`` (the driver's
+        wall time in steps), ``submit_s`` (sending the shards), ``wait_s`` (waiting for the workers' buffers), ``average_s`` (the
+        weighted average), ``update_s`` (the driver replica's update); ``worker_compute_s``
+        (onnxruntime time of each worker, by rank); ``bytes_per_step`` (one worker's buffer)."""
+        out = dict(self._timing)
+        for key in self._timing:             # in place: a running step closure holds this dict
+            self._timing[key] = 0.0
+        out["worker_compute_s"] = self._gather([w.profile.remote() for w in self._workers], "profiling") \
+            if self._workers else []
+        out["bytes_per_step"] = self.layout.size * self.layout.dtype.itemsize
+        return out
 
     def worker_states(self):
         """Each worker's replica of the state ({name: array}, by rank), after it applied the
@@ -211,7 +236,25 @@ class RayTrainer(Trainer):
 
     def fit(self, *args, **kwargs):
         self._dirty = True             # each fit starts from the driver's state (set_weights, a restore...)
-        return super().fit(*args, **kwargs)
+        try:
+            return super().fit(*args, **kwargs)
+        finally:
+            self._data_src = self._data_ref = None       # release the dataset in the object store
+
+    def _shard_messages(self, plan, bounds, names):
+        """One shard message (shards.py) per worker."""
+        rows = getattr(plan, "rows", None)
+        if rows is not None and plan.dataset is not self._data_src:
+            self._data_ref, self._data_src = _ray().put(plan.dataset), plan.dataset
+        out = []
+        for lo, hi in zip(bounds[:-1].tolist(), bounds[1:].tolist()):
+            if hi <= lo:
+                out.append(None)
+            elif rows is not None:
+                out.append(("indices", self._data_ref, shard_rows(rows, lo, hi)))
+            else:
+                out.append(("rows", {name: plan.host[name][lo:hi] for name in names}))
+        return out
 
     def _shard_weights(self, plan, bounds):
         """(loss/gradient weights, metric weights) of the shards: the global batch's loss is the
@@ -222,7 +265,7 @@ class RayTrainer(Trainer):
         if self._reduction == "sum":
             return np.where(sizes > 0, 1.0, 0.0), metric
         if self._reduction == "weighted_mean" and "sample_weight" in self._inputs.specs:
-            w = plan.host[self._inputs.specs["sample_weight"].name].astype(np.float64)
+            w = batch_column(plan, self._inputs.specs["sample_weight"].name).astype(np.float64)
             per = np.array([w[lo:hi].sum() for lo, hi in zip(bounds[:-1], bounds[1:])])
             total = per.sum()
             return (per / total if total > 0 else np.zeros_like(per)), metric
@@ -240,21 +283,24 @@ class RayTrainer(Trainer):
             after, before = cbl.on_after_backward, cbl.on_before_optimizer_step
         k = self.num_workers
 
+        timing = self._timing
+        clock = time.perf_counter
+
         def step(plan, b):
             if self._dirty or not self._workers:
                 self._broadcast_state()
+            t0 = clock()
             names = self._batch_names or [n for n in plan.host if n not in {r for r in self._random}]
             self._batch_names = names
             bounds = shard_bounds(plan.n, k)
             key = int(self.rng.integers(2 ** 63)) if random_inputs else 0
             number = self._step + 1
             pending = self._pending or (None, None, None)
-            refs = []
-            for rank, w in enumerate(self._workers):
-                lo, hi = int(bounds[rank]), int(bounds[rank + 1])
-                shard = {name: plan.host[name][lo:hi] for name in names} if hi > lo else None
-                refs.append(w.step.remote(*pending, shard, key, number))
+            shards = self._shard_messages(plan, bounds, names)
+            refs = [w.step.remote(*pending, shard, key, number) for w, shard in zip(self._workers, shards)]
+            t1 = clock()
             bufs = self._gather(refs, f"step {number}")
+            t2 = clock()
             loss_w, metric_w = self._shard_weights(plan, bounds)
             acc.fill(0.0)
             scalars = np.zeros(lay.n_scalars)
@@ -267,6 +313,7 @@ class RayTrainer(Trainer):
                 if self._loss_index is not None:      # the loss follows the loss reduction's weights
                     scalars[self._loss_index] += (wl - wm) * tail[self._loss_index]
             np.copyto(flat[:lay.sync], acc[:lay.sync], casting="unsafe")
+            t3 = clock()
             if split:
                 logs = dict(zip([n[7:] if n.startswith("metric/") else n for n in plan.scalar_names],
                                 scalars.tolist()))
@@ -277,9 +324,17 @@ class RayTrainer(Trainer):
                 store.pairs[name][1 - p].update_inplace(np.ascontiguousarray(lay.view(flat, offset, shape)))
             if "step" in hyper:
                 hyper["step"].fill(number)
+            t4 = clock()
             update.run[p]()
             store.parity = p ^ 1
+            t5 = clock()
             self._pending = (ray.put(flat[:lay.sync]), self._lr, number)
+            timing["steps"] += 1
+            timing["step_s"] += clock() - t0
+            timing["submit_s"] += t1 - t0
+            timing["wait_s"] += t2 - t1
+            timing["average_s"] += t3 - t2
+            timing["update_s"] += t5 - t4
             return scalars
         return step
 

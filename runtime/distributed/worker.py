@@ -14,6 +14,7 @@ its shard, so a step costs one round trip. The dropout noise of the shard is dra
 runs reproduce from the trainer's seed and a resumed run draws the same noise.
 """
 import os
+import time
 
 import numpy as np
 
@@ -21,6 +22,7 @@ from symgrad.compiler.bundle import Bundle
 
 from ..trainer import Trainer
 from .layout import graph_layout
+from .shards import ShardReader
 
 
 class Worker:
@@ -33,10 +35,17 @@ class Worker:
         for name, offset, shape in self.layout.grads:      # before any session binds them
             t._shared[name] = ort.OrtValue.ortvalue_from_numpy(self.layout.view(self.flat, offset, shape))
         self.update = t._plan("update", None)
+        self.reader = ShardReader()
+        self.compute_s = 0.0        # seconds in onnxruntime runs, for benchmarks/scaling.py
         self.grads_part = self.flat[:self.layout.state[0][1] if self.layout.state else self.layout.sync]
 
     def pid(self):
         return os.getpid()
+
+    def profile(self):
+        """Seconds spent computing (update + gradients runs) since the last call."""
+        spent, self.compute_s = self.compute_s, 0.0
+        return spent
 
     def state(self):
         return self.trainer._store.snapshot()
@@ -66,18 +75,18 @@ class Worker:
 
     def step(self, averaged, learning_rate, applied_step, shard, key, step):
         """Apply the previous step's ``averaged`` buffer (None: nothing pending) with its
-        learning rate and step number, then the gradients of ``shard`` ({input name: rows},
-        None for an empty shard): the flat buffer, or None for an empty shard. (``averaged``
+        learning rate and step number, then the gradients of ``shard`` (shards.py; None for
+        an empty shard): the flat buffer, or None for an empty shard. (``averaged``
         is a top-level argument so that Ray resolves its ObjectRef, zero-copy.)"""
+        start = time.perf_counter()
         if averaged is not None:
             self._apply(averaged, learning_rate, applied_step)
         if shard is None:
+            self.compute_s += time.perf_counter() - start
             return None
         t, store, lay = self.trainer, self.trainer._store, self.layout
-        n = len(next(iter(shard.values())))
-        plan = t._plan("gradients", n)
-        for name, rows in shard.items():
-            np.copyto(plan.host[name], rows)
+        plan = t._plan("gradients", self.reader.size(shard))
+        self.reader.fill(plan, shard)
         if plan.noise:
             rng = np.random.default_rng([key, self.rank])
             for buf, dtype in plan.noise:
@@ -89,4 +98,5 @@ class Worker:
         for name, offset, shape in lay.state:
             lay.view(self.flat, offset, shape)[...] = store.pairs[name][1 - p].numpy()
         self.flat[lay.scalars:] = plan.read_scalars()
+        self.compute_s += time.perf_counter() - start
         return self.flat        # Ray copies it into the reply before the next call reuses it
