@@ -12,7 +12,7 @@ medians reported. Workload: MLP 784-256-256-10, float32, Adam, global batch 512,
 worker with one onnxruntime thread.
 
     python benchmarks/scaling.py              # the tables
-    python benchmarks/scaling.py --quick      # CI smoke run (1 and 2 workers, few steps)
+    python benchmarks/scaling.py --quick      # CI smoke run (2 workers, 4 steps)
     python benchmarks/scaling.py --json out.json
 
 Communication share: 1 - compute / step time, where compute is the slowest worker's
@@ -32,19 +32,20 @@ import time
 import numpy as np
 
 SIZES = [784, 256, 256, 10]
+QUICK_SIZES = [32, 16, 10]          # --quick: a smoke run, not a measurement
 BATCH = 512
 
 
 # ------------------------------------------------------------------ one contender (child process)
 
-def contender(kind, workers, bundle_dir, steps):
+def contender(kind, workers, bundle_dir, steps, sizes):
     import ray
 
     from symgrad.runtime import Trainer
     from symgrad.runtime.distributed import RayTrainer
     rng = np.random.default_rng(0)
-    x = rng.normal(size=(BATCH * steps, SIZES[0])).astype(np.float32)
-    y = rng.integers(0, SIZES[-1], len(x))
+    x = rng.normal(size=(BATCH * steps, sizes[0])).astype(np.float32)
+    y = rng.integers(0, sizes[-1], len(x))
     if kind == "trainer":
         tr = Trainer.load(bundle_dir, seed=0, intra_op_num_threads=1)
     else:
@@ -138,13 +139,13 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if args.contender:
         kind, workers, bundle_dir, steps = args.contender
-        return contender(kind, int(workers), bundle_dir, int(steps))
+        return contender(kind, int(workers), bundle_dir, int(steps), QUICK_SIZES if args.quick else SIZES)
 
     import ray
 
     from symgrad.compiler import Sequential, compile_model, layers, losses, optimizers
-    worker_counts = (1, 2) if args.quick else (1, 2, 4)
-    steps = 6 if args.quick else 40
+    worker_counts = (2,) if args.quick else (1, 2, 4)
+    steps = 4 if args.quick else 40
     reps = args.reps or (1 if args.quick else 3)
     started = not os.environ.get("RAY_ADDRESS")
     if started:
@@ -154,24 +155,26 @@ def main(argv=None):
         ray.init(log_to_driver=False)
     env = dict(os.environ, RAY_ADDRESS=ray.get_runtime_context().gcs_address)
 
-    model = Sequential([layers.Dense(u, activation="relu") for u in SIZES[1:-1]] + [layers.Dense(SIZES[-1])],
-                       input_shape=(SIZES[0],), seed=0)
+    sizes = QUICK_SIZES if args.quick else SIZES
+    model = Sequential([layers.Dense(u, activation="relu") for u in sizes[1:-1]] + [layers.Dense(sizes[-1])],
+                       input_shape=(sizes[0],), seed=0)
     program = compile_model(model, losses.get("sparse_categorical_crossentropy", from_logits=True),
                             optimizers.Adam(1e-3), seed=0)
     results = {}
     with tempfile.TemporaryDirectory(prefix="symgrad-scaling-") as tmp:
         bundle_dir = program.save(os.path.join(tmp, "bundle"))
-        runs = [("trainer", 1)] + [("indices", k) for k in worker_counts] + [("rows", 2)]
+        runs = [("trainer", 1)] + [("indices", k) for k in worker_counts] + ([] if args.quick else [("rows", 2)])
         for _ in range(reps):
             for kind, k in runs:
-                proc = subprocess.run([sys.executable, __file__, "--contender", kind, str(k), bundle_dir, str(steps)],
+                proc = subprocess.run([sys.executable, __file__, "--contender", kind, str(k), bundle_dir, str(steps)]
+                                      + (["--quick"] if args.quick else []),
                                       capture_output=True, text=True, env=env, timeout=600)
                 line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")), None)
                 if proc.returncode or line is None:
                     raise SystemExit(f"{kind} x{k} failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}")
                 results.setdefault((kind, k), []).append(json.loads(line[7:]))
         reduce_rows = allreduce_table(ray, [64 * 2**10] if args.quick else [64 * 2**10, 2**20, 8 * 2**20],
-                                      (2,) if args.quick else (2, 4), 3 if args.quick else 7)
+                                      (2,) if args.quick else (2, 4), 2 if args.quick else 7)
     if started:
         ray.shutdown()
 
@@ -179,7 +182,7 @@ def main(argv=None):
         return statistics.median(r[key] for r in rows)
 
     base = med("steps_per_s", results[("trainer", 1)])
-    print(f"MLP {'-'.join(map(str, SIZES))} float32 Adam, global batch {BATCH}, {steps} steps, "
+    print(f"MLP {'-'.join(map(str, sizes))} float32 Adam, global batch {BATCH}, {steps} steps, "
           f"median of {reps}; {os.cpu_count()} CPU cores here")
     print("RayTrainer xN: shard_transfer='indices' (the default); 'rows': each step sends the rows")
     print(f"{'contender':18s} {'steps/s':>8s} {'vs Trainer':>10s} {'step ms':>8s} {'worker ms':>10s} "
@@ -207,8 +210,9 @@ def main(argv=None):
         print(f"{r['workers']:7d} {r['bytes']:10d} {r['driver']:10.2f} {r['ring']:8.2f}")
 
     # cost model: N machines, one worker each, driver-side averaging over a network of bandwidth bw
-    one = next(r for r in summary if r["contender"] == "ray x1 indices")
-    compute_1 = one["worker_ms"] * 1e-3            # one worker's compute for the global batch
+    fewest = min(worker_counts)
+    one = next(r for r in summary if r["contender"] == f"ray x{fewest} indices")
+    compute_1 = one["worker_ms"] * 1e-3 * fewest     # one worker's compute for the global batch
     print(f"\ncost model (N machines, one worker each): step(N) = {1e3 * compute_1:.1f} ms / N + "
           f"2 N x {grad_bytes / 2**20:.2f} MiB / bandwidth (driver averaging; a ring moves "
           "2 (N-1)/N x the bytes per link but takes 2 (N-1) sequential hops)")

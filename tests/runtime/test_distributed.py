@@ -211,3 +211,16 @@ def test_example_runs_on_the_module_cluster(cluster, tmp_path):
     assert printed == pytest.approx(np.mean(logits.argmax(1) == yv), abs=1e-4)
     assert printed > 0.7
     assert (tmp_path / "best.onnx").is_file() and not (tmp_path / "backup").exists()
+
+
+@pytest.mark.slow
+def test_scaling_benchmark_smoke_run_on_the_module_cluster():
+    """benchmarks/scaling.py --quick keeps running (it is no test of speed)."""
+    import subprocess
+    import sys
+    root = os.path.abspath(os.path.join(os.path.dirname(__file__), os.pardir, os.pardir))
+    env = dict(os.environ, RAY_ADDRESS=ray.get_runtime_context().gcs_address)
+    out = subprocess.run([sys.executable, os.path.join(root, "benchmarks", "scaling.py"), "--quick"],
+                         capture_output=True, text=True, timeout=HANG_GUARD * 5, cwd=root, env=env)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    assert "RayTrainer x2" in out.stdout and "comm share" in out.stdout and "Gbit/s" in out.stdout
