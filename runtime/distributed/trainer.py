@@ -370,4 +370,4 @@ class RayTrainer(Trainer):
 
 def _first_line(exc):
     text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
+    return text.splitlines()[0].rstrip(".") if text else type(exc).__name__
