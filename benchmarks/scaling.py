@@ -4,7 +4,8 @@ this machine; then the all-reduce choice (driver-side averaging against a ring a
 actors, at several gradient sizes) and a cost model for N machines.
 
 RayTrainer runs with shard_transfer="indices" (the default) at every worker count, and
-with "rows" at 2 workers, the measurement behind the default.
+with "rows" at 2 workers, the measurement behind the default; with allreduce="collective"
+too when torch is installed (ray.util.collective's gloo backend needs it).
 
 Each contender runs in its own Python process, connected to one Ray cluster that this
 script starts (or to RAY_ADDRESS); contenders are interleaved (A B C D A B C D ...) and
@@ -21,6 +22,7 @@ replica's update; the rest is Ray: serialising the shards and buffers, the objec
 scheduling the calls.
 """
 import argparse
+import importlib.util
 import json
 import os
 import statistics
@@ -50,7 +52,9 @@ def contender(kind, workers, bundle_dir, steps, sizes):
         tr = Trainer.load(bundle_dir, seed=0, intra_op_num_threads=1)
     else:
         ray.init(log_to_driver=False)              # RAY_ADDRESS: the parent's cluster
-        tr = RayTrainer.load(bundle_dir, num_workers=workers, seed=0, shard_transfer=kind)
+        tr = RayTrainer.load(bundle_dir, num_workers=workers, seed=0,
+                             shard_transfer="rows" if kind == "rows" else "indices",
+                             allreduce="collective" if kind == "collective" else "driver")
     tr.fit(x[:BATCH * 3], y[:BATCH * 3], batch_size=BATCH, epochs=1, verbose=0)       # warm up
     if kind != "trainer":
         tr.profile()
@@ -164,6 +168,8 @@ def main(argv=None):
     with tempfile.TemporaryDirectory(prefix="symgrad-scaling-") as tmp:
         bundle_dir = program.save(os.path.join(tmp, "bundle"))
         runs = [("trainer", 1)] + [("indices", k) for k in worker_counts] + ([] if args.quick else [("rows", 2)])
+        if not args.quick and importlib.util.find_spec("torch") is not None:     # ray.util.collective's gloo
+            runs += [("collective", k) for k in worker_counts if k > 1]
         for _ in range(reps):
             for kind, k in runs:
                 proc = subprocess.run([sys.executable, __file__, "--contender", kind, str(k), bundle_dir, str(steps)]
@@ -184,7 +190,8 @@ def main(argv=None):
     base = med("steps_per_s", results[("trainer", 1)])
     print(f"MLP {'-'.join(map(str, sizes))} float32 Adam, global batch {BATCH}, {steps} steps, "
           f"median of {reps}; {os.cpu_count()} CPU cores here")
-    print("RayTrainer xN: shard_transfer='indices' (the default); 'rows': each step sends the rows")
+    print("RayTrainer xN: shard_transfer='indices', allreduce='driver' (the defaults); 'rows': each step sends the "
+          "rows; 'gloo': allreduce='collective' (when torch is installed)")
     print(f"{'contender':18s} {'steps/s':>8s} {'vs Trainer':>10s} {'step ms':>8s} {'worker ms':>10s} "
           f"{'comm share':>10s}")
     summary = []
@@ -194,7 +201,7 @@ def main(argv=None):
             print(f"{'Trainer (1 thread)':18s} {sps:8.1f} {1.0:9.2f}x {'':>8s} {'':>10s} {'':>10s}")
             summary.append({"contender": "trainer", "steps_per_s": sps})
             continue
-        label = f"RayTrainer x{k}" + (" rows" if kind == "rows" else "")
+        label = f"RayTrainer x{k}" + {"rows": " rows", "collective": " gloo"}.get(kind, "")
         row = {"contender": f"ray x{k} {kind}", "steps_per_s": sps, "step_ms": med("step_ms", rows),
                "worker_ms": med("worker_ms", rows), "comm_share": med("comm_share", rows),
                "bytes_per_step": rows[0]["bytes_per_step"]}
@@ -226,8 +233,9 @@ def main(argv=None):
         model_rows.append({"gbit_s": gbit, "crossover_n": crossover, "best_n": best, "step_ms": 1e3 * t})
         print(f"{str(gbit) + ' Gbit/s':>12s} {crossover:24.1f} {best:7d} {1e3 * t:18.1f}")
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump({"contenders": summary, "allreduce": reduce_rows, "cost_model": model_rows}, f, indent=2)
+        from symgrad.compiler.atomic import write_text
+        write_text(args.json, json.dumps({"contenders": summary, "allreduce": reduce_rows, "cost_model": model_rows},
+                                         indent=2))
 
 
 if __name__ == "__main__":

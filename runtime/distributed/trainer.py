@@ -21,12 +21,12 @@ import time
 import numpy as np
 import onnxruntime as ort
 
-from symgrad.compiler.errors import ParameterError, WorkerError
+from symgrad.compiler.errors import ParameterError
 
 from ..trainer import Trainer
 from .layout import graph_layout
 from .shards import MODES, IndexedInputs, batch_column, shard_rows
-from .worker import Worker
+from .pool import WorkerPool
 
 
 def _ray():
@@ -53,6 +53,10 @@ class RayTrainer(Trainer):
     shard_transfer: "indices" (arrays go to Ray's object store once per fit; a step sends row
     indices) or "rows" (a step sends each worker its rows); iterables of batches always
     send rows. See shards.py and benchmarks/scaling.py.
+    allreduce: "driver" (the workers' buffers are averaged here and sent back with one
+    ray.put; needs nothing but Ray) or "collective" (summed among the workers in place by
+    ray.util.collective's gloo backend, which needs torch installed on every node; the
+    gradient hooks on_after_backward / on_before_optimizer_step need "driver").
     step_timeout: seconds a step may take before the workers are declared hung (None: no limit;
     a worker that dies is reported at once either way).
     init_kwargs: passed to ``ray.init`` when no Ray cluster is connected yet and RAY_ADDRESS
@@ -62,7 +66,7 @@ class RayTrainer(Trainer):
     """
 
     def __init__(self, program, num_workers=2, seed=None, num_cpus_per_worker=1, step_timeout=600.0,
-                 shard_transfer="indices", init_kwargs=None, **session_opts):
+                 shard_transfer="indices", allreduce="driver", init_kwargs=None, **session_opts):
         for name, value in (("num_workers", num_workers), ("num_cpus_per_worker", num_cpus_per_worker)):
             if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
                 raise ParameterError(f"{name} must be an integer >= 1, got {value!r}")
@@ -71,15 +75,17 @@ class RayTrainer(Trainer):
             raise ParameterError(f"step_timeout must be a number of seconds > 0 or None, got {step_timeout!r}")
         if shard_transfer not in MODES:
             raise ParameterError(f"shard_transfer must be one of {', '.join(map(repr, MODES))}, got {shard_transfer!r}")
+        if allreduce not in ("driver", "collective"):
+            raise ParameterError(f"allreduce must be 'driver' or 'collective', got {allreduce!r}")
         if "session_options" in session_opts or "provider" in session_opts:
             raise ParameterError("RayTrainer takes onnxruntime session options by keyword only (they are sent to "
                                  "the workers) and trains on the CPU provider")
         super().__init__(program, provider="cpu", seed=seed, **dict(session_opts))
         self.num_workers = int(num_workers)
-        self.step_timeout = step_timeout
         self._cpus = int(num_cpus_per_worker)
         self._worker_opts = {"intra_op_num_threads": self._cpus, **session_opts}
         self.shard_transfer = shard_transfer
+        self.allreduce = allreduce
         if shard_transfer == "indices":
             self._inputs = IndexedInputs(self.manifest, self._label_classes())
         self._data_src = self._data_ref = None
@@ -92,10 +98,17 @@ class RayTrainer(Trainer):
         reduction = (self.manifest.get("loss") or {}).get("reduction", "sum_over_batch_size")
         self._reduction = reduction
         self._batch_names = None
-        self._workers, self._pending, self._dirty = [], None, True
+        self._pending, self._dirty = None, True
         self._timing = dict.fromkeys(("steps", "step_s", "submit_s", "wait_s", "average_s", "update_s"), 0.0)
         ray = _ray()
+        if allreduce == "collective":
+            from ray.util.collective import is_backend_available
+            if not is_backend_available("GLOO"):
+                raise ParameterError("allreduce='collective' needs ray.util.collective's gloo backend, which needs "
+                                     "torch (pip install torch) on every node; or use allreduce='driver'")
         self._started_cluster = False
+        self._pool = WorkerPool(None, self.num_workers, self._cpus, self._worker_opts, allreduce == "collective",
+                                step_timeout)
         if not ray.is_initialized():
             if os.environ.get("RAY_ADDRESS"):       # connect to the cluster that the environment names
                 ray.init(log_to_driver=False)       # (init_kwargs describe a cluster to start: not used)
@@ -106,8 +119,12 @@ class RayTrainer(Trainer):
             self._started_cluster = True      # shutdown() stops it (or, for RAY_ADDRESS, disconnects)
         elif init_kwargs:
             raise ParameterError("init_kwargs is for the cluster RayTrainer starts; Ray is already initialised here")
-        self._bundle_ref = ray.put((self.manifest, self.bundle.graphs, self.bundle.state))
-        self._start_workers()
+        try:
+            self._pool.bundle_ref = ray.put((self.manifest, self.bundle.graphs, self.bundle.state))
+            self._pool.start()
+        except BaseException:
+            self.shutdown()              # a cluster started here does not outlive a failed constructor
+            raise
 
     @classmethod
     def load(cls, path, num_workers=2, seed=None, **kwargs):
@@ -117,109 +134,60 @@ class RayTrainer(Trainer):
 
     # ------------------------------------------------------------ workers
     @property
+    def step_timeout(self):
+        return self._pool.step_timeout
+
+    @step_timeout.setter
+    def step_timeout(self, value):
+        self._pool.step_timeout = value
+
+    @property
     def workers(self):
         """The worker actors (Ray ActorHandles), by rank."""
-        return list(self._workers)
-
-    def _start_workers(self):
-        ray = _ray()
-        need = self.num_workers * self._cpus
-        have = ray.cluster_resources().get("CPU", 0)
-        if have < need:
-            raise ParameterError(f"num_workers={self.num_workers} workers of {self._cpus} CPU each need {need} CPUs; "
-                                 f"the Ray cluster has {have:g}. Use fewer workers or a larger cluster")
-        actor = ray.remote(num_cpus=self._cpus, max_restarts=0)(Worker)
-        self._workers = [actor.options(name=None).remote(rank, self._bundle_ref, self._worker_opts)
-                         for rank in range(self.num_workers)]
-        self._pids = self._gather([w.pid.remote() for w in self._workers], "start")
-        self._pending, self._dirty = None, True
+        return list(self._pool.actors)
 
     def worker_pids(self):
         """Process ids of the worker actors, by rank (for monitoring and fault tests)."""
-        return list(self._pids)
+        return list(self._pool.pids)
 
     def profile(self):
         """Where the steps' time went since the last call: ``steps``; ``step_s`` (the driver's
-        wall time in steps), ``submit_s`` (sending the shards), ``wait_s`` (waiting for the workers' buffers), ``average_s`` (the
-        weighted average), ``update_s`` (the driver replica's update); ``worker_compute_s``
-        (onnxruntime time of each worker, by rank); ``bytes_per_step`` (one worker's buffer)."""
+        wall time in steps), ``submit_s`` (sending the shards), ``wait_s`` (waiting for the
+        workers), ``average_s`` (the weighted average), ``update_s`` (the driver replica's
+        update); ``worker_compute_s`` (onnxruntime time of each worker, by rank);
+        ``bytes_per_step`` (one worker's buffer)."""
         out = dict(self._timing)
         for key in self._timing:             # in place: a running step closure holds this dict
             self._timing[key] = 0.0
-        out["worker_compute_s"] = self._gather([w.profile.remote() for w in self._workers], "profiling") \
-            if self._workers else []
+        out["worker_compute_s"] = self._pool.call("profile", what="profiling") if self._pool.actors else []
         out["bytes_per_step"] = self.layout.size * self.layout.dtype.itemsize
         return out
 
     def worker_states(self):
         """Each worker's replica of the state ({name: array}, by rank), after it applied the
         last update: they equal the driver's ``state_dict()`` bit for bit."""
-        if not self._workers or self._dirty:
-            self._broadcast_state()
-        pending = self._pending or (None, None, None)
-        self._gather([w.step.remote(*pending, None, 0, self._step) for w in self._workers], "applying the last update")
+        self._sync_workers()
+        self._pool.call("step", *(self._pending or (None, None, None)), None, 0, self._step,
+                        what="applying the last update")
         self._pending = None
-        return self._gather([w.state.remote() for w in self._workers], "reading the state")
+        return self._pool.call("state", what="reading the state")
 
-    def _lose_workers(self):
-        ray = _ray()
-        for w in self._workers:
-            try:
-                ray.kill(w)
-            except Exception:  # already dead
-                pass
-        self._workers, self._pending, self._dirty = [], None, True
-
-    def _gather(self, refs, what):
-        """The results of ``refs`` (one per worker, by rank); a dead, failing or hung worker
-        is a WorkerError naming it, raised as soon as it is known (no waiting on the others)."""
-        ray = _ray()
-        from ray.exceptions import GetTimeoutError, RayActorError, RayTaskError
-        rank_of = {ref: k for k, ref in enumerate(refs)}
-        out = [None] * len(refs)
-        waiting = list(refs)
-        while waiting:
-            ready, waiting = ray.wait(waiting, num_returns=len(waiting), timeout=self.step_timeout)
-            if not ready:
-                ranks = sorted(rank_of[r] for r in waiting)
-                self._lose_workers()
-                raise WorkerError(f"Ray worker(s) {ranks} did not answer within step_timeout={self.step_timeout} s "
-                                  f"({what}); the trainer released its workers, and the next fit() starts new ones")
-            for ref in ready:
-                k = rank_of[ref]
-                try:
-                    out[k] = ray.get(ref)
-                except RayActorError as exc:
-                    self._lose_workers()
-                    raise WorkerError(f"Ray worker {k} of {len(refs)} (pid {self._pid(k)}) died ({what}): "
-                                      f"{_first_line(exc)}. The trainer released its other workers; call fit() again "
-                                      "to start new ones (with BackupAndRestore it resumes from the last checkpoint)"
-                                      ) from None
-                except RayTaskError as exc:
-                    self._lose_workers()
-                    raise WorkerError(f"Ray worker {k} of {len(refs)} failed ({what}): {_first_line(exc.cause or exc)}"
-                                      ) from None
-                except GetTimeoutError:      # pragma: no cover - ready refs do not time out
-                    raise
-        return out
-
-    def _pid(self, k):
-        pids = getattr(self, "_pids", None)
-        return pids[k] if pids and k < len(pids) else "unknown"
-
-    def _broadcast_state(self):
-        ray = _ray()
-        if not self._workers:
-            self._start_workers()
-        ref = ray.put(self._store.snapshot())
-        self._gather([w.load_state.remote(ref, self._step) for w in self._workers], "loading the state")
-        self._pending, self._dirty = None, False
+    def _sync_workers(self):
+        """Start workers if there are none (a failure released them), and send them the
+        driver's state if it changed outside a step."""
+        if not self._pool.actors:
+            self._pool.start()
+            self._dirty = True
+        if self._dirty:
+            self._pool.call("load_state", _ray().put(self._store.snapshot()), self._step, what="loading the state")
+            self._pending, self._dirty = None, False
 
     def shutdown(self):
         """Release the worker actors, and the Ray cluster if this trainer started it."""
         ray = _ray()
         if ray.is_initialized():
-            self._lose_workers()
+            self._pool.release()
+            self._pending = None
             if self._started_cluster:
                 ray.shutdown()
         self._started_cluster = False
@@ -273,8 +241,7 @@ class RayTrainer(Trainer):
 
     def _step_runner(self, split, cbl):
         ray = _ray()
-        if self._dirty or not self._workers:
-            self._broadcast_state()
+        self._sync_workers()
         lay, flat, acc, store = self.layout, self._flat, self._acc, self._store
         update = self._plan("update", None)
         hyper = self._hyper_np
@@ -282,37 +249,50 @@ class RayTrainer(Trainer):
         if split:
             after, before = cbl.on_after_backward, cbl.on_before_optimizer_step
         k = self.num_workers
-
+        collective = self.allreduce == "collective"
+        if collective and split:
+            raise ParameterError("callbacks overriding on_after_backward / on_before_optimizer_step change the averaged "
+                                 "gradients on the driver before the update; they need allreduce='driver'")
         timing = self._timing
         clock = time.perf_counter
 
         def step(plan, b):
-            if self._dirty or not self._workers:
-                self._broadcast_state()
+            if self._dirty or not self._pool.actors:
+                self._sync_workers()
             t0 = clock()
             names = self._batch_names or [n for n in plan.host if n not in {r for r in self._random}]
             self._batch_names = names
             bounds = shard_bounds(plan.n, k)
             key = int(self.rng.integers(2 ** 63)) if random_inputs else 0
             number = self._step + 1
-            pending = self._pending or (None, None, None)
-            shards = self._shard_messages(plan, bounds, names)
-            refs = [w.step.remote(*pending, shard, key, number) for w, shard in zip(self._workers, shards)]
-            t1 = clock()
-            bufs = self._gather(refs, f"step {number}")
-            t2 = clock()
             loss_w, metric_w = self._shard_weights(plan, bounds)
+            shards = self._shard_messages(plan, bounds, names)
+            if collective:
+                refs = [w.step_collective.remote(shard, float(wl), key, number, self._lr)
+                        for w, shard, wl in zip(self._pool.actors, shards, loss_w)]
+            else:
+                pending = self._pending or (None, None, None)
+                refs = [w.step.remote(*pending, shard, key, number) for w, shard in zip(self._pool.actors, shards)]
+            t1 = clock()
+            bufs = self._pool.gather(refs, f"step {number}")
+            t2 = clock()
             acc.fill(0.0)
             scalars = np.zeros(lay.n_scalars)
-            for buf, wl, wm in zip(bufs, loss_w, metric_w):
-                if buf is None:
+            for rank, (buf, shard, wl, wm) in enumerate(zip(bufs, shards, loss_w, metric_w)):
+                if shard is None:
                     continue
-                acc[:lay.sync] += wl * buf[:lay.sync]
-                tail = buf[lay.scalars:].astype(np.float64)
+                if collective:           # rank 0 sends the summed buffer, the others their scalars
+                    tail = (buf[lay.scalars:] if rank == 0 else buf).astype(np.float64)
+                else:
+                    acc[:lay.sync] += wl * buf[:lay.sync]
+                    tail = buf[lay.scalars:].astype(np.float64)
                 scalars += wm * tail
                 if self._loss_index is not None:      # the loss follows the loss reduction's weights
                     scalars[self._loss_index] += (wl - wm) * tail[self._loss_index]
-            np.copyto(flat[:lay.sync], acc[:lay.sync], casting="unsafe")
+            if collective:
+                np.copyto(flat[:lay.sync], bufs[0][:lay.sync])
+            else:
+                np.copyto(flat[:lay.sync], acc[:lay.sync], casting="unsafe")
             t3 = clock()
             if split:
                 logs = dict(zip([n[7:] if n.startswith("metric/") else n for n in plan.scalar_names],
@@ -328,7 +308,8 @@ class RayTrainer(Trainer):
             update.run[p]()
             store.parity = p ^ 1
             t5 = clock()
-            self._pending = (ray.put(flat[:lay.sync]), self._lr, number)
+            if not collective:
+                self._pending = (ray.put(flat[:lay.sync]), self._lr, number)
             timing["steps"] += 1
             timing["step_s"] += clock() - t0
             timing["submit_s"] += t1 - t0
@@ -367,7 +348,3 @@ class RayTrainer(Trainer):
     def __repr__(self):
         return super().__repr__().replace("Trainer(", f"RayTrainer(num_workers={self.num_workers}, ", 1)
 
-
-def _first_line(exc):
-    text = str(exc).strip()
-    return text.splitlines()[0].rstrip(".") if text else type(exc).__name__

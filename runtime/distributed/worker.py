@@ -76,14 +76,16 @@ class Worker:
     def step(self, averaged, learning_rate, applied_step, shard, key, step):
         """Apply the previous step's ``averaged`` buffer (None: nothing pending) with its
         learning rate and step number, then the gradients of ``shard`` (shards.py; None for
-        an empty shard): the flat buffer, or None for an empty shard. (``averaged``
-        is a top-level argument so that Ray resolves its ObjectRef, zero-copy.)"""
+        an empty shard): the flat buffer, or None for an empty shard. (``averaged`` is a
+        top-level argument so that Ray resolves its ObjectRef, zero-copy.)"""
         start = time.perf_counter()
         if averaged is not None:
             self._apply(averaged, learning_rate, applied_step)
-        if shard is None:
-            self.compute_s += time.perf_counter() - start
-            return None
+        out = None if shard is None else self._gradients(shard, key, step)
+        self.compute_s += time.perf_counter() - start
+        return out          # Ray copies it into the reply before the next call reuses it
+
+    def _gradients(self, shard, key, step):
         t, store, lay = self.trainer, self.trainer._store, self.layout
         plan = t._plan("gradients", self.reader.size(shard))
         self.reader.fill(plan, shard)
@@ -98,5 +100,32 @@ class Worker:
         for name, offset, shape in lay.state:
             lay.view(self.flat, offset, shape)[...] = store.pairs[name][1 - p].numpy()
         self.flat[lay.scalars:] = plan.read_scalars()
-        self.compute_s += time.perf_counter() - start
-        return self.flat        # Ray copies it into the reply before the next call reuses it
+        return self.flat
+
+    # ------------------------------------------------------------ allreduce="collective"
+    def join_group(self, world_size, group_name):
+        import ray.util.collective as col
+        col.init_collective_group(world_size, self.rank, backend="gloo", group_name=group_name)
+        self.group = group_name
+        return True
+
+    def step_collective(self, shard, weight, key, step, learning_rate):
+        """The gradients of ``shard`` scaled by ``weight`` (its share of the global batch's
+        loss), summed over the group in place with ray.util.collective (gloo), then the
+        update: no pending buffer. Rank 0 returns the whole buffer (the driver's replica
+        needs the sum), the others only their scalars."""
+        import ray.util.collective as col
+        start = time.perf_counter()
+        lay = self.layout
+        part = self.flat[:lay.sync]
+        if shard is None:
+            part[...] = 0
+        else:
+            self._gradients(shard, key, step)
+            part *= weight
+        compute = time.perf_counter() - start
+        col.allreduce(part, self.group)
+        start = time.perf_counter()
+        self._apply(self.flat, learning_rate, step)
+        self.compute_s += compute + time.perf_counter() - start
+        return self.flat if self.rank == 0 else self.flat[lay.scalars:].copy()

@@ -80,10 +80,11 @@ def _assert_states(got, want, rtol, atol=0.0):
         np.testing.assert_allclose(got[name], want[name], rtol=rtol, atol=atol, err_msg=name)
 
 
-def _fit_both(program, cluster, x, y, rtol, shard_transfer="indices", **fit):
+def _fit_both(program, cluster, x, y, rtol, shard_transfer="indices", allreduce="driver", **fit):
     single = Trainer(program, seed=11)
     h1 = single.fit(x, y, verbose=0, **fit)
-    with RayTrainer(program, num_workers=2, seed=11, step_timeout=HANG_GUARD, shard_transfer=shard_transfer) as dp:
+    with RayTrainer(program, num_workers=2, seed=11, step_timeout=HANG_GUARD, shard_transfer=shard_transfer,
+                    allreduce=allreduce) as dp:
         cluster.update(dp.worker_pids())
         h2 = dp.fit(x, y, verbose=0, **fit)
         assert h2.history.keys() == h1.history.keys()
@@ -129,6 +130,21 @@ def test_float32_adam_matches_single_process_trainer(cluster):
     x, y = _data(69, seed=1)
     _fit_both(_program("float32", optimizers.Adam(0.02)), cluster, x.astype(np.float32), y, rtol=1e-5,
               shard_transfer="rows", epochs=3, batch_size=16, shuffle=True)
+
+
+def test_collective_allreduce_matches_single_process_trainer(cluster):
+    """allreduce='collective' (ray.util.collective, gloo: needs torch, so CI skips it)."""
+    pytest.importorskip("torch")
+    x, y = _data(69, seed=1)
+    _fit_both(_program("float64", optimizers.Adam(0.02)), cluster, x, y, rtol=1e-9, allreduce="collective",
+              epochs=2, batch_size=16, shuffle=True)
+
+
+def test_collective_allreduce_without_torch_is_a_clear_error(cluster, monkeypatch):
+    import ray.util.collective as col
+    monkeypatch.setattr(col, "is_backend_available", lambda backend: False)
+    with pytest.raises(ParameterError, match="needs torch"):
+        RayTrainer(_program("float32", "sgd"), num_workers=2, allreduce="collective")
 
 
 def test_too_many_workers_for_the_cluster_is_a_clear_error(cluster):
@@ -224,3 +240,23 @@ def test_scaling_benchmark_smoke_run_on_the_module_cluster():
                          capture_output=True, text=True, timeout=HANG_GUARD * 5, cwd=root, env=env)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     assert "RayTrainer x2" in out.stdout and "comm share" in out.stdout and "Gbit/s" in out.stdout
+
+
+def test_batch_norm_statistics_are_the_size_weighted_mean_of_the_shards(cluster):
+    """One step over 30 rows (shards of 15): the moving mean is the global batch's, as a
+    NumPy reference computes it; the moving variance averages the shards' own variances
+    (each worker normalises with its shard's statistics: no SyncBatchNorm)."""
+    x, y = _data(30, seed=3)
+    model = Sequential([layers.Dense(8, activation="tanh"), layers.BatchNormalization(momentum=0.9),
+                        layers.Dense(3)], input_shape=(4,))
+    program = compile_model(model, losses.get("sparse_categorical_crossentropy", from_logits=True),
+                            optimizers.SGD(0.1), dtype="float64", seed=0)
+    init = program.bundle().state
+    h = np.tanh(x @ init["dense/kernel"] + init["dense/bias"])
+    with RayTrainer(program, num_workers=2, seed=0, step_timeout=HANG_GUARD) as dp:
+        cluster.update(dp.worker_pids())
+        dp.fit(x, y, batch_size=30, epochs=1, shuffle=False, verbose=0)
+        state = dp.state_dict()
+    np.testing.assert_allclose(state["batch_normalization/moving_mean"], 0.1 * h.mean(0), rtol=1e-12)
+    shard_var = (h[:15].var(0) + h[15:].var(0)) / 2
+    np.testing.assert_allclose(state["batch_normalization/moving_variance"], 0.9 + 0.1 * shard_var, rtol=1e-12)
