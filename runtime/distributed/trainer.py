@@ -212,6 +212,7 @@ class RayTrainer(Trainer):
     def _shard_messages(self, plan, bounds, names):
         """One shard message (shards.py) per worker."""
         rows = getattr(plan, "rows", None)
+        plan.rows = None            # the plan may next hold rows from an iterable of batches
         if rows is not None and plan.dataset is not self._data_src:
             self._data_ref, self._data_src = _ray().put(plan.dataset), plan.dataset
         out = []

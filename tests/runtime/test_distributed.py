@@ -80,7 +80,7 @@ def _assert_states(got, want, rtol, atol=0.0):
         np.testing.assert_allclose(got[name], want[name], rtol=rtol, atol=atol, err_msg=name)
 
 
-def _fit_both(program, cluster, x, y, rtol, shard_transfer="indices", allreduce="driver", **fit):
+def _fit_both(program, cluster, x, y, rtol, shard_transfer="indices", allreduce="driver", batches=False, **fit):
     single = Trainer(program, seed=11)
     h1 = single.fit(x, y, verbose=0, **fit)
     with RayTrainer(program, num_workers=2, seed=11, step_timeout=HANG_GUARD, shard_transfer=shard_transfer,
@@ -94,6 +94,11 @@ def _fit_both(program, cluster, x, y, rtol, shard_transfer="indices", allreduce=
         for replica in dp.worker_states():          # the replicas are the driver's state, bit for bit
             _assert_states(replica, dp.state_dict(), 0.0)
         np.testing.assert_allclose(dp.predict(x[:9], verbose=0), single.predict(x[:9], verbose=0), rtol=rtol)
+        if batches:                 # then an iterable of batches (its rows travel; same batch size as before)
+            data = [(x[i:i + 16], y[i:i + 16]) for i in range(0, len(x), 16)]
+            single.fit(data, epochs=1, verbose=0)
+            dp.fit(data, epochs=1, verbose=0)
+            _assert_states(dp.state_dict(), single.state_dict(), rtol)
     return h2
 
 
@@ -120,7 +125,7 @@ def test_float64_matches_single_process_trainer(cluster):
     for hooks in ([], [ScaleGradients()]):     # the fused step, then gradients/update with a gradient hook
         schedule = callbacks.LearningRateScheduler(lambda epoch, lr: 0.05 * 0.5 ** epoch)
         _fit_both(_program("float64", optimizers.SGD(0.05, momentum=0.9)), cluster, x, y, rtol=1e-9,
-                  epochs=3, batch_size=16, shuffle=True, validation_data=(x[:20], y[:20]),
+                  batches=not hooks, epochs=3, batch_size=16, shuffle=True, validation_data=(x[:20], y[:20]),
                   callbacks=[schedule, *hooks])
 
 
