@@ -17,6 +17,7 @@ next call. Why the driver averages rather than a ring among the workers: see REA
 import numbers
 import os
 import time
+import warnings
 
 import numpy as np
 import onnxruntime as ort
@@ -97,6 +98,13 @@ class RayTrainer(Trainer):
         self._acc = np.zeros(self.layout.size)
         reduction = (self.manifest.get("loss") or {}).get("reduction", "sum_over_batch_size")
         self._reduction = reduction
+        loss = getattr(self.program, "loss", None)
+        if reduction == "weighted_mean" and (loss is None or getattr(loss, "weight", None) is not None):
+            warnings.warn("RayTrainer: this loss takes a weighted mean (sum w*L / sum w). The shard losses are "
+                          "combined by their share of the sample weights, which is exact when the weights are the "
+                          "sample_weight input alone; weights from the labels (class_weight, ignore_index) are "
+                          "invisible to the driver, so a step then differs slightly from the global batch's (as "
+                          "PyTorch DDP does). reduction='sum_over_batch_size' is exact.", stacklevel=2)
         self._batch_names = None
         self._pending, self._dirty = None, True
         self._timing = dict.fromkeys(("steps", "step_s", "submit_s", "wait_s", "average_s", "update_s"), 0.0)

@@ -68,10 +68,10 @@ def _data(n, features=4, classes=3, seed=0):
     return x, y
 
 
-def _program(dtype, optimizer, extra=()):
+def _program(dtype, optimizer, extra=(), **loss):
     model = Sequential([layers.Dense(8, activation="tanh"), *extra, layers.Dense(3)], input_shape=(4,))
-    return compile_model(model, losses.get("sparse_categorical_crossentropy", from_logits=True), optimizer,
-                         metrics=["accuracy"], dtype=dtype, seed=0)
+    return compile_model(model, losses.get("sparse_categorical_crossentropy", from_logits=True, **loss), optimizer,
+                         metrics=["accuracy"], dtype=dtype, seed=0, sample_weight="reduction" in loss)
 
 
 def _assert_states(got, want, rtol, atol=0.0):
@@ -130,11 +130,13 @@ def test_float64_matches_single_process_trainer(cluster):
 
 
 def test_float32_adam_matches_single_process_trainer(cluster):
-    """69 rows in batches of 16: the last batch (5 rows) splits 3 + 2, weighted by size.
-    The shards travel as rows here (the other tests send indices into the dataset)."""
+    """69 rows in batches of 16: the last batch (5 rows) splits 3 + 2. A weighted-mean loss
+    (sum w*L / sum w) with sample weights: the shards weigh by their sums of weights. The
+    shards travel as rows here (the other tests send indices into the dataset)."""
     x, y = _data(69, seed=1)
-    _fit_both(_program("float32", optimizers.Adam(0.02)), cluster, x.astype(np.float32), y, rtol=1e-5,
-              shard_transfer="rows", epochs=3, batch_size=16, shuffle=True)
+    sw = np.random.default_rng(4).uniform(0.1, 2.0, len(x))
+    _fit_both(_program("float32", optimizers.Adam(0.02), reduction="weighted_mean"), cluster, x.astype(np.float32),
+              y, rtol=1e-5, shard_transfer="rows", epochs=3, batch_size=16, shuffle=True, sample_weight=sw)
 
 
 def test_collective_allreduce_matches_single_process_trainer(cluster):
