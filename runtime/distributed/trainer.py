@@ -12,7 +12,9 @@ last batch included). The driver applies the average to its own replica with ``u
 (so evaluate, predict, export and checkpoints read an up-to-date state without asking the
 workers) and sends it back in one ``ray.put``; the workers apply it at the start of their
 next call. Why the driver averages rather than a ring among the workers: see README
-("Data-parallel training on Ray"), measured by benchmarks/scaling.py.
+("Data-parallel training on Ray"), measured by benchmarks/scaling.py. With
+``allreduce="collective"`` the workers sum among themselves (ray.util.collective, gloo)
+and update at once; the driver's replica takes rank 0's sum.
 """
 import numbers
 import os
@@ -26,8 +28,8 @@ from symgrad.compiler.errors import ParameterError
 
 from ..trainer import Trainer
 from .layout import graph_layout
-from .shards import MODES, IndexedInputs, batch_column, shard_rows
 from .pool import WorkerPool
+from .shards import MODES, IndexedInputs, batch_column, shard_rows
 
 
 def _ray():
