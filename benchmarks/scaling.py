@@ -211,7 +211,7 @@ def main(argv=None):
     grad_bytes = summary[1]["bytes_per_step"]
     print(f"\ngradient buffer per worker per step: {grad_bytes / 2**20:.2f} MiB")
 
-    print(f"\nall-reduce of one buffer per worker (median ms): driver-side averaging vs a ring among the actors")
+    print("\nall-reduce of one buffer per worker (median ms): driver-side averaging vs a ring among the actors")
     print(f"{'workers':>7s} {'bytes':>10s} {'driver ms':>10s} {'ring ms':>8s}")
     for r in reduce_rows:
         print(f"{r['workers']:7d} {r['bytes']:10d} {r['driver']:10.2f} {r['ring']:8.2f}")
