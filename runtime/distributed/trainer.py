@@ -212,6 +212,11 @@ class RayTrainer(Trainer):
     def _train_kind(self, split):
         return "gradients"
 
+    def _loop_steps(self):
+        """One step per execution: a bundle's train_loop (steps_per_execution) runs K steps in
+        one onnxruntime call, which has no place for the all-reduce between them."""
+        return 1
+
     def fit(self, *args, **kwargs):
         self._dirty = True             # each fit starts from the driver's state (set_weights, a restore...)
         try:
@@ -259,7 +264,7 @@ class RayTrainer(Trainer):
         random_inputs = bool(self._random)
         if split:
             after, before = cbl.on_after_backward, cbl.on_before_optimizer_step
-        k = self.num_workers
+        workers = self.num_workers
         collective = self.allreduce == "collective"
         if collective and split:
             raise ParameterError("callbacks overriding on_after_backward / on_before_optimizer_step change the averaged "
@@ -267,13 +272,13 @@ class RayTrainer(Trainer):
         timing = self._timing
         clock = time.perf_counter
 
-        def step(plan, b):
+        def step(plan, b, steps=1):      # steps = 1 always: _loop_steps keeps RayTrainer to single steps
             if self._dirty or not self._pool.actors:
                 self._sync_workers()
             t0 = clock()
             names = self._batch_names or [n for n in plan.host if n not in {r for r in self._random}]
             self._batch_names = names
-            bounds = shard_bounds(plan.n, k)
+            bounds = shard_bounds(plan.n, workers)
             key = int(self.rng.integers(2 ** 63)) if random_inputs else 0
             number = self._step + 1
             loss_w, metric_w = self._shard_weights(plan, bounds)

@@ -91,6 +91,7 @@ def _fit_both(program, cluster, x, y, rtol, shard_transfer="indices", allreduce=
         for key in h1.history:
             np.testing.assert_allclose(h2.history[key], h1.history[key], rtol=rtol, err_msg=key)
         _assert_states(dp.state_dict(), single.state_dict(), rtol)
+        assert all(seconds > 0 for seconds in dp.profile()["worker_compute_s"])    # every worker computed
         for replica in dp.worker_states():          # the replicas are the driver's state, bit for bit
             _assert_states(replica, dp.state_dict(), 0.0)
         np.testing.assert_allclose(dp.predict(x[:9], verbose=0), single.predict(x[:9], verbose=0), rtol=rtol)
