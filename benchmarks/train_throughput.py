@@ -50,23 +50,43 @@ def configs(quick):
     out = [("mlp784-256-10", "sgd", b) for b in (32, 64, 256)] + [("mlp784-256-10", "adam", b) for b in (32, 64, 256)]
     out += [("mlp784-1024x3-10", "sgd", 64), ("mlp784-1024x3-10", "adam", 64), ("cnn8-pool-10", "sgd", 64),
             ("onnx-cnn8-pool-10", "sgd", 64)]
+    out += [("cnn16-32-10", "sgd", 64), ("mlp784-256-10/spe8", "sgd", 32), ("mlp784-256-10/spe8", "sgd", 64)]
     out += [(name, "adam", 32) for name in SEQUENCE]
     return [c for c in out if c[2] == 64 and (c[0] != "mlp784-1024x3-10" or c[1] == "sgd")] if quick else out
 
 
 # sequence workloads: symgrad against PyTorch eager (no hand-fused contender)
 SEQUENCE = {"lstm64-T32": ((32, 16), 64), "transformer-block-T16": ((16, 32), 4)}
+# the two-conv CNN of issue 16 (Conv 16 3x3, pool 2, Conv 32 3x3, pool 2, Dense 10): no hand-fused graph
+TWO_CONV = "cnn16-32-10"
+
+
+def base_name(name):
+    """(workload, steps_per_execution): "mlp784-256-10/spe8" is the MLP compiled with
+    steps_per_execution=8 (its hand-fused and PyTorch contenders are the plain MLP's)."""
+    base, _, k = name.partition("/spe")
+    return base, int(k or 1)
+
+
+def has_fused(name):
+    return name not in SEQUENCE and base_name(name)[0] != TWO_CONV
 
 
 def sizes(name):
+    name = base_name(name)[0]
     return {"mlp784-256-10": [784, 256, 10], "mlp784-1024x3-10": [784, 1024, 1024, 1024, 10]}.get(name)
 
 
 def flops_per_step(name, batch):
     """Multiply-adds x 2 of the matmuls and convolutions: forward, weight gradients and the
     input gradients of every layer but the first."""
+    name = base_name(name)[0]
     if name in SEQUENCE:
         return None
+    if name == TWO_CONV:   # forward + weight gradient of both convs, input gradient of the second
+        conv1 = 2 * batch * 16 * 26 * 26 * 9
+        conv2 = 2 * batch * 32 * 11 * 11 * 9 * 16
+        return 2 * conv1 + 3 * conv2 + 3 * 2 * batch * 800 * 10
     if "cnn" in name:
         conv = 2 * batch * 8 * 26 * 26 * 9
         dense = 2 * batch * 8 * 13 * 13 * 10
@@ -77,6 +97,7 @@ def flops_per_step(name, batch):
 
 
 def input_shape(name):
+    name = base_name(name)[0]
     if name in SEQUENCE:
         return SEQUENCE[name][0]
     return (1, 28, 28) if "cnn" in name else (784,)
@@ -154,9 +175,9 @@ def fused_graph(name, optimizer, seed=0):
         taps = g.c(np.eye(4, dtype=np.float32).reshape(4, 1, 2, 2))
         windows = g.n("Conv", [g.n("Reshape", [r, g.c([-1, 1, 26, 26], np.int64)]), taps], strides=[2, 2])
         is_max = g.n("Equal", [windows, g.n("Reshape", [pooled, g.c([-1, 1, 13, 13], np.int64)])])
-        share = g.n("Where", [is_max, g.n("Reshape", [dflat, g.c([-1, 1, 13, 13], np.int64)]), g.c(0.0)])
+        share = g.n("Mul", [g.n("Cast", [is_max], to=F), g.n("Reshape", [dflat, g.c([-1, 1, 13, 13], np.int64)])])
         dr = g.n("Reshape", [g.n("ConvTranspose", [share, taps], strides=[2, 2]), g.c([-1, 8, 26, 26], np.int64)])
-        dc = g.n("Where", [g.n("Greater", [c, g.c(0.0)]), dr, g.c(0.0)])
+        dc = g.n("Mul", [dr, g.n("Cast", [g.n("Greater", [c, g.c(0.0)])], to=F)])
         perm = [1, 0, 2, 3]
         dk = g.n("Conv", [g.n("Transpose", ["x"], perm=perm), g.n("Transpose", [dc], perm=perm)])
         grads = [g.n("Transpose", [dk], perm=perm), g.n("ReduceSum", [dc, g.c([0, 2, 3], np.int64)], keepdims=0)] + grads
@@ -175,7 +196,9 @@ def fused_graph(name, optimizer, seed=0):
         for i in reversed(range(len(s) - 1)):
             grads = [g.n("Gemm", [hs[i], d], transA=1), g.n("ReduceSum", [d, g.c([0], np.int64)], keepdims=0)] + grads
             if i:
-                d = g.n("Where", [g.n("Greater", [zs[i - 1], g.c(0.0)]), g.n("Gemm", [d, f"W{i}"], transB=1), g.c(0.0)])
+                # relu': Cast + Mul, not Where (onnxruntime's CPU Where is ~10x slower)
+                d = g.n("Mul", [g.n("Gemm", [d, f"W{i}"], transB=1),
+                                g.n("Cast", [g.n("Greater", [zs[i - 1], g.c(0.0)])], to=F)])
     slots = _update(g, params, grads, optimizer)
     for sname in slots:
         state[sname] = np.zeros_like(state[sname.split("/", 1)[1]])
@@ -257,6 +280,7 @@ def symgrad_trainer(name, optimizer, threads):
     from symgrad.compiler import Sequential, compile_model, layers, losses, optimizers
     from symgrad.runtime import Trainer
     opt = optimizers.SGD(0.01) if optimizer == "sgd" else optimizers.Adam(0.001)
+    name, spe = base_name(name)
     if name.startswith("onnx-"):   # the same CNN as an ONNX file, imported with from_onnx
         sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
         from onnx_models import cnn8
@@ -268,12 +292,15 @@ def symgrad_trainer(name, optimizer, threads):
         program = compile_model(_symgrad_sequence_model(name), optimizer=optimizers.Adam(0.001), seed=0,
                                 loss=losses.get("sparse_categorical_crossentropy", from_logits=True))
         return Trainer(program, seed=0, intra_op_num_threads=threads)
-    if "cnn" in name:
+    if name == TWO_CONV:
+        stack = [layers.Conv2D(16, 3, activation="relu"), layers.MaxPooling2D(2), layers.Conv2D(32, 3, activation="relu"),
+                 layers.MaxPooling2D(2), layers.Flatten(), layers.Dense(10)]
+    elif "cnn" in name:
         stack = [layers.Conv2D(8, 3, activation="relu"), layers.MaxPooling2D(2), layers.Flatten(), layers.Dense(10)]
     else:
         s = sizes(name)
         stack = [layers.Dense(u, activation="relu") for u in s[1:-1]] + [layers.Dense(s[-1])]
-    program = compile_model(Sequential(stack, input_shape=input_shape(name)),
+    program = compile_model(Sequential(stack, input_shape=input_shape(name)), steps_per_execution=spe,
                             loss=losses.get("sparse_categorical_crossentropy", from_logits=True), optimizer=opt, seed=0)
     return Trainer(program, seed=0, intra_op_num_threads=threads)
 
@@ -288,8 +315,12 @@ def torch_epoch_function(name, optimizer, batch, threads):
     import torch
     torch.set_num_threads(threads)
     nn = torch.nn
+    name = base_name(name)[0]
     if name in SEQUENCE:
         model = _torch_sequence_model(name)
+    elif name == TWO_CONV:
+        model = nn.Sequential(nn.Conv2d(1, 16, 3), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(16, 32, 3), nn.ReLU(),
+                              nn.MaxPool2d(2), nn.Flatten(), nn.Linear(32 * 5 * 5, 10))
     elif "cnn" in name:
         model = nn.Sequential(nn.Conv2d(1, 8, 3), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(8 * 13 * 13, 10))
     else:
@@ -404,11 +435,11 @@ def matmul_peak(threads, n=1024, reps=7):
 def measure(name, optimizer, batch, threads, reps, seconds):
     rng = np.random.default_rng(0)
     trainer = symgrad_trainer(name, optimizer, threads)
-    if name in SEQUENCE:           # no hand-fused graph: symgrad against PyTorch
+    if not has_fused(name):        # no hand-fused graph: symgrad against PyTorch
         fused = bare = None
         runners = {"symgrad": None}
     else:
-        fused = FusedRunner(name, optimizer, batch, threads)
+        fused = FusedRunner(base_name(name)[0], optimizer, batch, threads)
         # the compiled train step in the expert's loop: fit/bare is the runtime's own overhead
         bare = FusedRunner(name, optimizer, batch, threads,
                            graph=(trainer.bundle.graphs["train_step"], trainer.state_dict()))
@@ -460,6 +491,8 @@ def main(argv=None):
     parser.add_argument("--readme", action="store_true", help="rewrite the benchmark table in README.md")
     parser.add_argument("--only", default=None, help="run only the workloads whose name contains this text "
                         "(e.g. --only T for the LSTM and transformer rows)")
+    parser.add_argument("--peer-python", default=None, help="the Python of an environment with "
+                        "onnxruntime-training 1.19.2: adds the peer row (see benchmarks/peer_ort_training.py)")
     parser.add_argument("--workload", action="append", help="only these workloads (repeatable), e.g. onnx-cnn8-pool-10")
     args = parser.parse_args(argv)
     reps = args.reps or (3 if args.quick else 7)
@@ -480,7 +513,7 @@ def main(argv=None):
             continue
         rates, ratios, steps = measure(name, optimizer, batch, args.threads, reps, seconds)
         torch_s = f"{rates['torch']:9.0f}" if "torch" in rates else f"{'-':>9}"
-        if name in SEQUENCE:
+        if not has_fused(name):
             vs = f" (fit/torch {ratios['symgrad/torch']:.2f}x)" if "symgrad/torch" in ratios else ""
             print(f"{name:<20} {optimizer:<5} {batch:>5} {steps:>5} | {rates['symgrad']:11.0f} {'-':>9} {'-':>9} "
                   f"{'-':>8} {torch_s} |{vs}")
@@ -498,6 +531,15 @@ def main(argv=None):
                         "gflops_fit": fit_gf, "gflops_fused": fused_gf})
         if "symgrad/torch" in ratios:
             results[-1]["fit_over_torch"] = ratios["symgrad/torch"]
+    peer = None
+    if args.peer_python:
+        sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+        from peer_ort_training import measure as peer_measure
+        rates, ratio, version = peer_measure(args.peer_python, 64, args.threads, reps, 300)
+        peer = {"workload": "mlp784-256-10", "optimizer": "adamw", "batch": 64, "steps_per_s": rates,
+                "fit_over_peer": ratio, "peer_version": version}
+        print(f"peer: onnxruntime-training {version}, AdamW, batch 64: {rates['peer']:.0f} steps/s, Trainer.fit "
+              f"{rates['symgrad']:.0f} steps/s: {ratio:.2f}x (goal >= 1.2x)")
     target = next((r for r in results if (r["workload"], r["optimizer"], r["batch"]) == TARGET), None)
     if target is not None:
         ok = target["fit_over_fused"] >= 0.9
@@ -513,9 +555,10 @@ def main(argv=None):
         print("(torch not importable: no PyTorch column)")
     if args.json:
         from symgrad.compiler.atomic import write_text
-        write_text(args.json, json.dumps({"threads": args.threads, "peak_gflops": peak, "results": results}, indent=2))
+        write_text(args.json, json.dumps({"threads": args.threads, "peak_gflops": peak, "results": results,
+                                          "peer": peer}, indent=2))
     if args.readme:
-        update_readme(results, args.threads, peak)
+        update_readme(results, args.threads, peak, peer)
     return 0
 
 
@@ -529,7 +572,7 @@ def machine():
     return f"{cpu}, {os.cpu_count()} cores"
 
 
-def readme_table(results, threads, peak):
+def readme_table(results, threads, peak, peer=None):
     torch_version = None
     if torch_available():
         from importlib.metadata import version
@@ -550,15 +593,23 @@ def readme_table(results, threads, peak):
             continue
         lines.append(f"| {r['workload']} | {r['optimizer']} | {r['batch']} | {rates['symgrad']:.0f} | "
                      f"{rates['fused']:.0f} | {r['fit_over_fused']:.2f}x | {torch_s} | {ratio_t} | {r['gflops_fit']:.1f} |")
+    lines += ["", "`/spe8`: compiled with `steps_per_execution=8` (8 steps per onnxruntime run); its hand-fused "
+              "contender is the per-step graph. Rows with `-` have no hand-fused graph."]
+    if peer is not None:
+        rates = peer["steps_per_s"]
+        lines += ["", "| peer (same run) | optimizer | batch | Trainer.fit steps/s | onnxruntime-training "
+                  f"{peer['peer_version']} steps/s | fit / peer |", "|---|---|---:|---:|---:|---:|",
+                  f"| {peer['workload']} | {peer['optimizer']} | {peer['batch']} | {rates['symgrad']:.0f} | "
+                  f"{rates['peer']:.0f} | {peer['fit_over_peer']:.2f}x |"]
     return "\n".join(lines)
 
 
-def update_readme(results, threads, peak):
+def update_readme(results, threads, peak, peer=None):
     from symgrad.compiler.atomic import write_text
     path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "README.md")
     with open(path, encoding="utf-8") as f:
         text = f.read()
-    table = readme_table(results, threads, peak)
+    table = readme_table(results, threads, peak, peer)
     new, n = re.subn(r"(<!-- benchmark-table:start -->\n).*?(\n<!-- benchmark-table:end -->)",
                      lambda m: m.group(1) + table + m.group(2), text, flags=re.S)
     if n != 1:
