@@ -41,10 +41,13 @@ class Loss:
     labels:     'dense' (y_true shaped like y_pred) or 'sparse' (integer class indices, no last axis).
     weight:     optional expression for per-element weights that enter the weighted mean
                 denominator (class weights, ignore masks).
+    normalizer: optional expression whose (sample-weighted) sum is the 'weighted_mean'
+                denominator when the weights are already inside ``expr`` (PyTorch's
+                label-smoothed cross-entropy divides by sum w[y_n] without multiplying by it).
     """
 
     def __init__(self, expr, reduction="sum_over_batch_size", name=None, params=None, inputs=(),
-                 labels="dense", weight=None, constraints=None, doc=None):
+                 labels="dense", weight=None, constraints=None, doc=None, normalizer=None):
         self.name = name or "loss"
         self.reduction = check_choice(self.name, "reduction", reduction, REDUCTIONS)
         self.labels = check_choice(self.name, "labels", labels, LABELS)
@@ -65,6 +68,7 @@ class Loss:
         self.symbols.update({s.name: s for s in self.params})
         self.expression = self._declare(expr, "expression")
         self.weight = self._declare(weight, "weight") if weight is not None else None
+        self.normalizer = self._declare(normalizer, "normalizer") if normalizer is not None else None
         if Y_PRED not in self.expression.free_symbols:
             raise MissingPredictionError(
                 f"loss {self.name!r}: the expression {self.expression} does not use y_pred; "
@@ -161,7 +165,7 @@ class Loss:
 
         Returns (loss, per_sample): loss is a scalar unless reduction == 'none'."""
         bind = {Y_PRED: y_pred.sym}
-        if Y_TRUE in self.expression.free_symbols or (self.weight is not None and Y_TRUE in self.weight.free_symbols):
+        if self.uses_y_true():
             if y_true is None:
                 raise ParameterError(f"loss {self.name!r} needs y_true")
             if self.labels == "sparse":
@@ -185,9 +189,17 @@ class Loss:
                 sw = ir.apply("unsqueeze", [sw], name=f"{self.name}/sample_weight",
                               axes=tuple(range(sw.rank, per.rank)))
             w = sw if w is None else ir.elementwise(w.sym * sw.sym, name=f"{self.name}/weight")
-        return self._reduce(per, w), per
+        norm = None
+        if self.normalizer is not None:
+            norm = build_ir(self._numeric(stabilize(self.normalizer)).xreplace(bind), name=f"{self.name}/normalizer")
+            if sample_weight is not None:
+                norm = ir.elementwise(norm.sym * sw.sym, name=f"{self.name}/normalizer")
+        return self._reduce(per, w, norm), per
 
-    def _reduce(self, per, w):
+    def uses_y_true(self):
+        return any(e is not None and Y_TRUE in e.free_symbols for e in (self.expression, self.weight, self.normalizer))
+
+    def _reduce(self, per, w, norm=None):
         scope = f"{self.name}/reduce"
         weighted = per.sym * w.sym if w is not None else per.sym
         if self.reduction == "none":
@@ -207,6 +219,8 @@ class Loss:
                 "axis_size", [per], name=f"{scope}/numel", axes=tuple(range(per.rank))).sym
             return ir.elementwise(total.sym / count, name=f"{scope}/mean")
         # weighted_mean: sum(w*L) / sum(w), and 0 when every weight is 0 (as Keras' divide_no_nan)
+        if norm is not None:
+            w = norm
         if w is None:
             wsum_sym = sympy.Integer(ir.static_size(per.shape) or 0) or ir.apply(
                 "axis_size", [per], name=f"{scope}/numel", axes=tuple(range(per.rank))).sym
@@ -251,8 +265,7 @@ def emit_loss(loss, opset=DEFAULT_OPSET, dtype="float32", shape=None, sample_wei
     b = OnnxBuilder(opset, dtype)
     pred_shape = _normalize_shape(shape)
     y_pred = ir.input_value("y_pred", pred_shape)
-    uses_true = Y_TRUE in loss.expression.free_symbols or (
-        loss.weight is not None and Y_TRUE in loss.weight.free_symbols)
+    uses_true = loss.uses_y_true()
     y_true = None
     signature_in = []
     names = {}

@@ -33,6 +33,11 @@ probabilities, and PyTorch's weighted mean sum(w*L) / sum(w) for class weights o
 labels. Every entry accepts `reduction=` one of `none`, `sum`, `mean`,
 `sum_over_batch_size`, `weighted_mean`.
 
+PyTorch's loss classes are entries under their class names (`CrossEntropyLoss`,
+`nn.BCEWithLogitsLoss`, ...), with PyTorch's argument names, defaults and reductions
+(`none`, `mean`, `sum`; `batchmean` for `KLDivLoss`): elementwise PyTorch losses stay per
+element, so `reduction='none'` returns y_pred's shape.
+
 In the formulas, `sum`, `mean` and `max` reduce over the axis shown and keep it (size 1);
 `n` is the number of elements a mean divides by.
 """
@@ -96,7 +101,7 @@ def render_docs():
         for e in ENTRIES.values():
             if e.category == category:
                 aliases = ", ".join(f"`{a}`" for a in e.aliases)
-                out.append(f"| [`{e.name}`](#{e.name}) | {aliases} | {e.summary.replace('|', chr(92) + '|')} |")
+                out.append(f"| [`{e.name}`](#{e.name.lower()}) | {aliases} | {e.summary.replace('|', chr(92) + '|')} |")
     out.append("")
     for category, title in CATEGORIES.items():
         out += [f"## {title}", ""]
