@@ -23,6 +23,7 @@ from .bundle import Bundle, FORMAT, FORMAT_VERSION
 from .emit import DEFAULT_OPSET, OnnxBuilder, check, check_dtype, check_opset, emit_values, make_model
 from .errors import ParameterError, ShapeError
 from .loss import Loss
+from .loss_spec import resolve_loss
 from .steps_loop import check_steps, steps_loop
 from .tidy import name_outputs, tidy
 
@@ -32,9 +33,11 @@ _KINDS = ("train_step", "gradients", "update", "eval", "inference")
 
 def compile_model(model, loss, optimizer, metrics=None, opset=DEFAULT_OPSET, dtype="float32", seed=None,
                   sample_weight=False, steps_per_execution=1, portable=False, loss_weights=None):
-    """Compile ``model`` with ``loss`` (a Loss or a catalogue name) and ``optimizer`` (an
-    Optimizer or a name) into a Program. ``metrics``: names or Metric objects, logged under
-    the given names. ``sample_weight=True`` adds a per-sample weight input (N,) to the
+    """Compile ``model`` with ``loss`` and ``optimizer`` (an Optimizer or a name) into a
+    Program. ``loss``: a Loss, a catalogue name, an expression string such as
+    "(y_pred - y_true)**2", or a function f(y_true, y_pred) written with
+    symgrad.compiler.ops (compiler/loss_spec.py). ``metrics``: metric names, Metric objects,
+    or any loss of those four kinds (its batch value), logged under the given names. ``sample_weight=True`` adds a per-sample weight input (N,) to the
     train_step, gradients and eval graphs. ``seed`` redraws the model's initial weights
     (``model.initialize(seed)``) so that the bundle's initial state is reproducible.
     ``steps_per_execution=K`` (Keras's name) adds a ``train_loop`` graph that runs K
@@ -52,11 +55,9 @@ def compile_model(model, loss, optimizer, metrics=None, opset=DEFAULT_OPSET, dty
 
 
 def _resolve_loss(loss):
-    if isinstance(loss, str):
-        from . import losses
-        loss = losses.get(loss)
-    if not isinstance(loss, Loss):
-        raise ParameterError(f"loss must be a Loss or a catalogue loss name, got {loss!r}")
+    """resolve_loss (a Loss, a catalogue name, an expression string or a function), plus
+    what a training program needs of it: a scalar and only y_true / y_pred as inputs."""
+    loss = resolve_loss(loss)
     if loss.reduction == "none":
         raise ParameterError(f"loss {loss.name!r} has reduction='none'; a training program needs a scalar loss "
                              "(accepted: 'sum', 'mean', 'sum_over_batch_size', 'weighted_mean')")
