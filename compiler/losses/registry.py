@@ -12,13 +12,14 @@ import re
 from ..errors import ParameterError, UnknownNameError
 from ..loss import Loss
 from ..params import RULES as NUMBER_RULES, check_choice, check_number, check_int
-from .common import check_axis, check_bool, check_clip_epsilon, check_reduction, check_vector
+from .common import check_axes, check_axis, check_bool, check_clip_epsilon, check_reduction, check_vector
 
 CATEGORIES = {
     "regression": "Regression",
     "classification": "Classification",
     "similarity": "Similarity and segmentation",
     "multi_input": "Multi-input",
+    "tfjs": "TensorFlow.js core losses (tf.losses.*: per element, SUM_BY_NONZERO_WEIGHTS)",
     "pytorch": "PyTorch class names (PyTorch's arguments, defaults and reductions)",
 }
 ENTRIES = {}        # canonical name -> Entry, in declaration order
@@ -48,7 +49,7 @@ class Entry:
 
     def describe_rule(self, pname):
         if pname == "reduction" and pname not in self.rules:
-            return "one of none, sum, mean, sum_over_batch_size, weighted_mean"
+            return "one of none, sum, mean, sum_over_batch_size, weighted_mean, sum_by_nonzero_weights"
         rule = self.rules[pname]
         optional = rule.endswith("?")
         rule = rule.rstrip("?")
@@ -60,6 +61,9 @@ class Entry:
 
     def check(self, params):
         owner = f"loss {self.name!r}"
+        # TF.js spells parameters in camelCase (labelSmoothing): the same parameter
+        params = {normalize(k) if k not in self.defaults and normalize(k) in self.defaults else k: v
+                  for k, v in params.items()}
         unknown = [k for k in params if k not in self.defaults]
         if unknown:
             bad = unknown[0]
@@ -90,7 +94,7 @@ class Entry:
 
 
 _RULE_TEXT = {
-    "bool": "True or False", "axis": "an integer axis", "int": "an integer",
+    "bool": "True or False", "axis": "an integer axis", "axes": "an integer axis or a tuple of them", "int": "an integer",
     "vector": "a sequence of numbers >= 0, one per class",
     "weight": "a number >= 0 or a sequence of numbers >= 0, one per class",
     "clip_epsilon": "a number in (0, 0.5)",
@@ -106,6 +110,8 @@ def _check(owner, name, value, rule):
         return check_bool(owner, name, value)
     if rule == "axis":
         return check_axis(owner, name, value)
+    if rule == "axes":
+        return check_axes(owner, name, value)
     if rule == "int":
         return check_int(owner, name, value)
     if rule == "vector":

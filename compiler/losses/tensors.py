@@ -1,10 +1,11 @@
-"""Two tensor functions the catalogue needs beyond the core vocabulary (compiler/ops.py):
+"""Three tensor functions the catalogue needs beyond the core vocabulary (compiler/ops.py):
 
 - ``class_vector(name, values)``: a constant vector over the class axis (class weights,
   per-class pos_weight). It becomes a graph initializer and carries no gradient.
 - ``expand_dims(x, axis)``: a unit axis, so that a per-sample label of shape (N,) meets
   a per-sample value of shape (N, 1) (reductions keep their axes) without broadcasting
   to (N, N).
+- ``count(x, axis)``: the number of elements over ``axis``, for means over pairs.
 
 Both are ordinary ``TensorFunction`` subclasses, so a declaration stays one sympy
 expression and ``build_ir`` turns them into IR nodes like any other.
@@ -59,6 +60,21 @@ class ExpandDims(TensorFunction):
         return tex if exp is None else r"\left(%s\right)^{%s}" % (tex, exp)
 
 
+class Count(TensorFunction):
+    """count(x, axis): the number of elements of x over ``axis`` (a run-time scalar, no gradient)."""
+
+    ir_op, user_name, latex_name = "axis_size", "count", "n"
+
+    def ir_attrs(self):
+        return {"axes": tuple(int(a) for a in self.args[1])}
+
+    def _static_kwargs(self):
+        return {"axis": int(self.args[1][0])}
+
+    def _latex(self, printer, exp=None):
+        return "n" if exp is None else r"n^{%s}" % exp
+
+
 @ir.primitive
 class ClassVectorPrimitive(ir.Primitive):
     name = "class_vector"
@@ -82,6 +98,10 @@ register_more()
 
 def class_vector(name, values):
     return ClassVector(Str(name), sympy.Tuple(*[sympy.Float(float(v)) for v in values]))
+
+
+def count(x, axis=-1):
+    return Count(sympy.sympify(x), _axes(axis))
 
 
 def expand_dims(x, axis=-1):
