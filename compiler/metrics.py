@@ -198,7 +198,8 @@ ACCURACY = ("accuracy", "acc")
 
 
 def names():
-    return sorted(set(METRICS) | set(ALIASES) | set(ACCURACY))
+    from .metrics_stateful import STATEFUL, STATEFUL_ALIASES
+    return sorted(set(METRICS) | set(ALIASES) | set(ACCURACY) | set(STATEFUL) | set(STATEFUL_ALIASES))
 
 
 def resolve_accuracy(name, loss, pred_shape):
@@ -232,6 +233,12 @@ def get(identifier, loss=None, pred_shape=("N", 2)):
     key = identifier.lower()
     if key in ACCURACY:
         return resolve_accuracy(identifier, loss, pred_shape)
+    from .metrics_stateful import STATEFUL, STATEFUL_ALIASES, MeanIoU
+    stateful = STATEFUL_ALIASES.get(key, key)
+    if stateful == "mean_iou":
+        return MeanIoU(num_classes=max(int(pred_shape[-1]), 2), name=identifier)
+    if stateful in STATEFUL:
+        return STATEFUL[stateful](name=identifier)
     cls = METRICS.get(ALIASES.get(key, key))
     if cls is None:
         from .errors import UnknownNameError

@@ -144,10 +144,21 @@ class Program:
         return ir.elementwise(total, name="loss/total"), parts
 
     def _metrics(self, trace, ys):
-        out = []
+        """[(output name, IR value)]: metric/<log> for batch metrics, state/<log>/<part> for
+        epoch metrics (compiler/metrics_stateful.py; the runtime accumulates them)."""
+        out, self.metric_states = [], {}
         for o, pred, y in zip(self.data_out, trace.outputs, ys):
             sparse = o.loss.labels == "sparse"
-            out += [(f"metric/{log}", m.build(y, pred, sparse)) for log, m in o.metrics]
+            for log, m in o.metrics:
+                if getattr(m, "stateful", False):
+                    parts = m.build_state(y, pred, sparse)
+                    out += [(f"state/{log}/{part}", v) for part, v, _ in parts]
+                    self.metric_states[log] = m.manifest_entry([(part, acc) for part, _, acc in parts])
+                    self.metric_states[log]["parts"] = {
+                        part: dict(spec, output=f"state/{log}/{part}")
+                        for part, spec in self.metric_states[log]["parts"].items()}
+                else:
+                    out.append((f"metric/{log}", m.build(y, pred, sparse)))
         return out
 
     def _heads(self, trace, ys):
@@ -305,6 +316,7 @@ class Program:
             "optimizer": {"name": self.optimizer.name, "config": self.optimizer.get_config()},
             "loss": {"name": self.loss.name, "reduction": self.loss.reduction, "labels": self.loss.labels},
             "metrics": [log for o in self.data_out for log, _ in o.metrics],
+            **({"metric_states": self.metric_states} if self.metric_states else {}),
             "graphs": graphs,
         }
 

@@ -19,6 +19,7 @@ from symgrad.compiler.errors import BundleError, DataError, ParameterError, Shap
 from . import checkpoint, export as export_mod, loop
 from .callbacks.callback_list import CallbackList
 from .inputs import Inputs
+from .metric_state import MetricStates
 from .providers import resolve_device, session_options
 from .session import GraphSession, Plan, StateStore, aligned_zeros, np_type, on_device
 from .views import OptimizerView, reject_unknown
@@ -279,14 +280,23 @@ class Trainer:
         self._store.parity ^= 1
         self._step += 1
         self._last_steps = 1
-        logs = dict(zip([loop.log_name(o) for o in plan.scalar_names], plan.read_scalars().tolist()))
+        logs = self._batch_logs(plan)
         return logs if return_dict else (logs["loss"] if len(logs) == 1 else list(logs.values()))
 
     def test_on_batch(self, x, y=None, sample_weight=None, return_dict=False):
         plan = self._single_batch("eval", self._inputs.arrays(x, y, sample_weight))
         plan.run[self._store.parity]()
-        logs = dict(zip([loop.log_name(o) for o in plan.scalar_names], plan.read_scalars().tolist()))
+        logs = self._batch_logs(plan)
         return logs if return_dict else (logs["loss"] if len(logs) == 1 else list(logs.values()))
+
+    def _batch_logs(self, plan):
+        """Loss and metrics of one batch (stateful metrics over this batch alone)."""
+        logs = dict(zip([loop.log_name(o) for o in plan.scalar_names], plan.read_scalars().tolist()))
+        states = MetricStates(self.manifest, plan.outputs)
+        if states:
+            states.update(plan.outputs)
+            logs.update(states.results())
+        return logs
 
     def predict_on_batch(self, x):
         plan = self._single_batch("inference", self._inputs.arrays(x, need_y=False))
