@@ -173,6 +173,7 @@ class Program:
         infer = self.model.trace(x_arg, training=False)
         self.pred_shapes = [tuple(v.shape) for v in train.outputs]
         self.pred_shape = self.pred_shapes[0]
+        self._traces = (train, infer)
         program_io.attach_metrics(self.data_out, metric_ids, self.pred_shapes)
         self.metrics = [m for o in self.data_out for _, m in o.metrics]
         self._ys = self._labels()
@@ -246,6 +247,39 @@ class Program:
                            doc=f"symgrad {kind}: loss {self.loss.name}, optimizer {self.optimizer.name}")
         return check(tidy(model))
 
+    def _weighted_variants(self):
+        """{kind: graph} for 'train_step_weighted' and 'eval_weighted': the same graphs with a
+        sample_weight (N,) input, so that fit(sample_weight=..., class_weight=...) works on a
+        program compiled without one, while unweighted batches keep the lean graphs. Built on
+        first use (bundle()); a program compiled with sample_weight has none."""
+        if self.sample_weight:
+            return {}
+        if getattr(self, "_weighted", None) is None:
+            train, infer = self._traces
+            sw = ir.input_value("sample_weight", ("N",))
+            loss, parts = self._loss(train, self._ys, sw)
+            grads = gradients(loss, [w.value for w in self.trainable], scope="grad")
+            params = [(w.name, w.value) for w in self.trainable]
+            new_params, new_slots = self.optimizer.build_update(params, grads, self._slots, self._lr, self._step)
+
+            def losses_of(total, per):
+                out = {"loss": total}
+                if len(per) > 1:        # per-output losses of a multi-output model
+                    out.update((f"metric/{o.key}_loss", p) for o, p in zip(self.data_out, per))
+                return out
+            replace = losses_of(loss, parts)
+            replace.update((f"next/{w.name}", v) for w, v in zip(self.trainable, new_params))
+            replace.update((f"next/{n}", new_slots[n]) for n, *_ in self.slot_entries)
+            eval_replace = losses_of(*self._loss(infer, self._ys, sw))
+            labels = {y.name for y in self._ys}
+            for kind, repl in (("train_step", replace), ("eval", eval_replace)):
+                inputs, outputs = self._specs[kind]
+                at = max(i for i, (n, _) in enumerate(inputs) if n in labels) + 1
+                self._specs[f"{kind}_weighted"] = (inputs[:at] + [("sample_weight", sw)] + inputs[at:],
+                                                   [(n, repl.get(n, v)) for n, v in outputs])
+            self._weighted = {f"{k}_weighted": self._emit(f"{k}_weighted") for k in ("train_step", "eval")}
+        return self._weighted
+
     def inference_model(self, weights=None, opset=None):
         """The inference graph with the weights baked in as initializers (inputs: x only).
 
@@ -295,13 +329,7 @@ class Program:
                    for o, shape, y in zip(self.data_out, self.pred_shapes, self._ys)]
         if self._sw is not None:
             data["sample_weight"] = _entry("sample_weight", ("N",), dt)
-        graphs = {}
-        for kind in _KINDS:
-            inputs, outputs = self._specs[kind]
-            entry = {"file": f"{kind}.onnx", "inputs": [n for n, _ in inputs], "outputs": [n for n, _ in outputs]}
-            if kind in ("train_step", "gradients", "update"):
-                entry["feeds"] = {n: n[len("next/"):] for n, _ in outputs if n.startswith("next/")}
-            graphs[kind] = entry
+        graphs = {kind: self._graph_entry(kind) for kind in _KINDS}
         return {
             "format": FORMAT, "format_version": FORMAT_VERSION, "symgrad_version": _version(),
             "opset": self.opset, "dtype": dt,
@@ -320,10 +348,28 @@ class Program:
             "graphs": graphs,
         }
 
+    def _graph_entry(self, kind):
+        inputs, outputs = self._specs[kind]
+        entry = {"file": f"{kind}.onnx", "inputs": [n for n, _ in inputs], "outputs": [n for n, _ in outputs]}
+        if kind.startswith(("train_step", "gradients", "update")):
+            entry["feeds"] = {n: n[len("next/"):] for n, _ in outputs if n.startswith("next/")}
+        return entry
+
     def bundle(self):
-        """The artifact bundle (compiler/bundle.py): manifest, serialized graphs, state."""
-        graphs = {kind: model.SerializeToString() for kind, model in self.graphs.items()}
-        return Bundle(self.manifest, graphs, self.state)
+        """The artifact bundle (compiler/bundle.py): manifest, serialized graphs, state.
+        Without a compiled sample_weight input it also holds train_step_weighted and
+        eval_weighted, used only for weighted batches (manifest data.sample_weight has
+        "optional": true)."""
+        all_graphs = dict(self.graphs, **self._weighted_variants())
+        graphs = {kind: model.SerializeToString() for kind, model in all_graphs.items()}
+        manifest = self.manifest
+        if len(all_graphs) > len(self.graphs):
+            manifest = dict(manifest, data=dict(manifest["data"]), graphs=dict(manifest["graphs"]))
+            manifest["data"]["sample_weight"] = _entry("sample_weight", ("N",), self.dtype, optional=True)
+            for kind in all_graphs:
+                if kind not in self.graphs:
+                    manifest["graphs"][kind] = self._graph_entry(kind)
+        return Bundle(manifest, graphs, self.state)
 
     def save(self, path):
         """Write the bundle folder atomically; returns the path."""

@@ -130,8 +130,10 @@ def _executions(tr, train, order, kind, skip, single):
     """(plan, k) pairs for one epoch: K full batches per train_loop run when the bundle
     has one (steps_per_execution=K) and neither per-step hooks nor epoch metrics (which a
     train_loop does not output) need single steps, else single steps."""
-    get_plan = lambda n: tr._plan(kind, n)   # noqa: E731
-    steps = 1 if single else tr._loop_steps()
+    get_plan = lambda n, w=False: tr._plan(kind, n, w)   # noqa: E731
+    # weighted batches of a program compiled without sample weights run train_step_weighted
+    reweighted = "sample_weight" in getattr(train, "arrays", {}) and not tr._inputs.weighted
+    steps = 1 if single or reweighted else tr._loop_steps()
     if steps > 1 and hasattr(train, "executions"):
         return train.executions(order, get_plan, lambda n: tr._plan("train_loop", n), steps, skip=skip)
     return ((plan, 1) for plan in train.batches(order, get_plan, skip=skip))
@@ -204,7 +206,7 @@ def evaluate_loop(tr, source, cbl):
     count = 0
     parity = tr._store.parity
     states = MetricStates(tr.manifest, gs.outputs)
-    for b, plan in enumerate(source.batches(None, lambda n: tr._plan("eval", n))):
+    for b, plan in enumerate(source.batches(None, lambda n, w=False: tr._plan("eval", n, w))):
         if begin is not None:
             begin(b, None)
         plan.run[parity]()
@@ -232,7 +234,7 @@ def predict_loop(tr, source, cbl):
     cbl.on_predict_begin(None)
     parts = {o: [] for o in outputs}
     parity = tr._store.parity
-    for b, plan in enumerate(source.batches(None, lambda n: tr._plan("inference", n))):
+    for b, plan in enumerate(source.batches(None, lambda n, w=False: tr._plan("inference", n))):
         if begin is not None:
             begin(b, None)
         plan.run[parity]()

@@ -148,7 +148,16 @@ class Trainer:
             return 1
         return int(spec.get("steps", 1))
 
-    def _plan(self, kind, n):
+    def _plan(self, kind, n, weighted=False):
+        """The plan of graph ``kind`` for n samples; a weighted batch on a program compiled
+        without sample weights runs the <kind>_weighted variant (same outputs, no recompiling)."""
+        if weighted and not self._inputs.weighted:
+            variant = f"{kind}_weighted"
+            if variant not in self.manifest["graphs"]:
+                raise DataError(f"sample weights on the {kind!r} graph need compile_model(..., sample_weight=True) "
+                                "(callbacks overriding on_after_backward/on_before_optimizer_step split the step "
+                                "into gradients + update, which have no weighted variant)")
+            kind = variant
         plans = self._plans.setdefault(kind, {})
         plan = plans.get(n)
         if plan is None:
@@ -264,7 +273,7 @@ class Trainer:
 
     def _single_batch(self, kind, arrays):
         n = len(next(iter(arrays.values())))
-        plan = self._plan(kind, n)
+        plan = self._plan(kind, n, "sample_weight" in arrays)
         for name, array in arrays.items():
             np.copyto(plan.host[name], array)
         return plan
