@@ -116,6 +116,7 @@ def run_train_batches(tr, executions, cbl, prog, split, states=None):
         b += k
         prog.batch = b
         if end is not None:
+            tr.batch_logs = dict(zip(names, prog.records[b - 1].tolist()), size=plan.n)   # the last batch alone
             acc += prog.records[b - k:b].sum(0) * plan.n
             count += plan.n * k
             logs = dict(zip(names, (acc / count).tolist()))

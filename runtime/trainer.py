@@ -43,7 +43,9 @@ class Trainer:
     ``session_options=ort.SessionOptions()``; ``device_id`` and ``provider_options``.
 
     Attributes a callback may use: ``stop_training``, ``learning_rate`` (settable, no
-    recompiling), ``history``, ``step``, ``epoch``, ``optimizer`` (Keras-style view).
+    recompiling), ``history``, ``step``, ``epoch``, ``optimizer`` (Keras-style view),
+    ``batch_logs`` (the last training batch's own loss and metrics, set when a batch-end
+    hook listens; Keras-named hooks get running means in ``logs``, TF.js' onBatchEnd gets these).
     """
 
     def __init__(self, program, provider="cpu", seed=None, **session_opts):
@@ -91,6 +93,7 @@ class Trainer:
         self._last_steps = 1            # steps the last run made (K for a train_loop run)
         self.stop_training = False
         self.history = None
+        self.batch_logs = None      # the last training batch's own loss and metrics (TF.js' batch logs)
         self._callbacks = self._progress = self._resume = None
         self.weight_names = _weight_order(m, self.program)
         self.optimizer = OptimizerView(self)
