@@ -119,11 +119,12 @@ class Program:
 
     # ------------------------------------------------------------ IR
     def _labels(self):
-        """One label input per output (integer class ids for a sparse loss)."""
+        """One label input per output, shaped as its loss takes y_true (integer class ids for
+        a sparse loss; (N, L) label sequences for CTC)."""
         ys = []
         for o, shape in zip(self.data_out, self.pred_shapes):
             sparse = o.loss.labels == "sparse"
-            ys.append(ir.input_value(o.label_name, tuple(shape[:-1]) if sparse else tuple(shape),
+            ys.append(ir.input_value(o.label_name, tuple(o.loss._input_shape("y_true", tuple(shape))),
                                      dtype="int64" if sparse else "float"))
         return ys
 

@@ -55,6 +55,8 @@ def _inputs_line(loss):
     parts = []
     if Y_TRUE not in loss.expression.free_symbols:
         pass
+    elif hasattr(loss, "max_label_length"):           # CTC: label sequences, not one label per step
+        parts.append("`y_true`: (N, L) int64 label sequences padded at the end")
     elif loss.labels == "sparse":
         parts.append("`y_true`: int64 labels, shaped like y_pred without its last axis")
     else:

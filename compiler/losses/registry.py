@@ -19,6 +19,7 @@ CATEGORIES = {
     "classification": "Classification",
     "similarity": "Similarity and segmentation",
     "multi_input": "Multi-input",
+    "sequence": "Sequence",
     "tfjs": "TensorFlow.js core losses (tf.losses.*: per element, SUM_BY_NONZERO_WEIGHTS)",
     "pytorch": "PyTorch class names (PyTorch's arguments, defaults and reductions)",
 }
@@ -87,7 +88,8 @@ class Entry:
         reduction = spec.pop("reduction", None) or values.get("reduction") \
             or spec.pop("default_reduction", "sum_over_batch_size")
         spec.pop("default_reduction", None)
-        loss = Loss(spec.pop("expr"), reduction=reduction, name=self.name, doc=self.doc, **spec)
+        cls, extra = spec.pop("loss_class", Loss), spec.pop("loss_kwargs", {})
+        loss = cls(spec.pop("expr"), reduction=reduction, name=self.name, doc=self.doc, **spec, **extra)
         loss.config = {k: v for k, v in values.items() if k != "reduction"}
         loss.config["reduction"] = values.get("reduction") or reduction
         return loss

@@ -376,7 +376,8 @@ def test_value_and_gradient_match_numpy_reference(case_id):
 
 def test_every_entry_has_a_reference_case():
     covered = {losses.entry(name).name for name, _, _, _ in CASES.values()}
-    assert covered == set(losses.names())
+    sequence = {n for n in losses.names() if losses.entry(n).category == "sequence"}   # test_losses_ctc.py
+    assert covered == set(losses.names()) - sequence
 
 
 @pytest.mark.parametrize("case_id", ["mse", "bce_logits", "scce", "cosine_similarity", "triplet_margin"])

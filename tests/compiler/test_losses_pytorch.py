@@ -228,7 +228,7 @@ def test_mean_gradient_matches_finite_differences(case):
 
 def test_every_class_name_is_covered_and_resolves_in_any_prefix():
     covered = {losses.entry(name).name for name, _, _, _ in CASES.values()}
-    assert covered == set(losses.class_names())
+    assert covered == set(losses.class_names()) - {"CTCLoss"}          # CTCLoss: test_losses_ctc.py
     for spelling in ("CrossEntropyLoss", "nn.CrossEntropyLoss", "torch.nn.CrossEntropyLoss", "crossentropyloss",
                      "cross_entropy"):
         assert losses.get(spelling).name == "CrossEntropyLoss"
