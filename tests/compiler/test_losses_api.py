@@ -118,7 +118,7 @@ def _first_case(name):
     return next(cid for cid, (n, params, _, _) in CASES.items() if losses.entry(n).name == name)
 
 
-@pytest.mark.parametrize("name", ISSUE_NAMES)
+@pytest.mark.parametrize("name", [n for n in ISSUE_NAMES if n != "ctc"])      # ctc: test_losses_ctc.py
 def test_checker_and_runtime_at_opsets_13_17_21(name):
     case = _first_case(name)
     loss = losses.get(CASES[case][0], **CASES[case][1])

@@ -139,3 +139,14 @@ def test_float32_stays_finite_and_trains_in_a_program():
     x = np.random.default_rng(5).normal(size=(len(LABELS), T, 5)).astype(np.float32)
     hist = Trainer(program, seed=0).fit(x, LABELS, epochs=15, batch_size=5, verbose=0)
     assert hist.history["loss"][-1] < hist.history["loss"][0]
+
+
+@pytest.mark.parametrize("opset", [13, 21])
+def test_checker_and_runtime_at_other_opsets(opset):
+    from oracle import session
+    logits = np.random.default_rng(6).normal(size=(len(LABELS), T, C)).astype(np.float32)
+    model = losses.get("ctc", max_label_length=L).to_onnx(opset=opset, shape=(None, T, C))
+    sess = session(model)                    # full checker, standard domain
+    loss = sess.run(["loss"], {"y_true": LABELS, "y_pred": logits})[0]
+    want = np.mean([forward_backward(logits[n].astype(np.float64), _labels(LABELS[n]))[0] for n in range(5)])
+    assert loss == pytest.approx(want, rel=1e-5)
