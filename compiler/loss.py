@@ -58,7 +58,9 @@ class Loss:
                 denominator (class weights, ignore masks).
     normalizer: optional expression whose (sample-weighted) sum is the 'weighted_mean'
                 denominator when the weights are already inside ``expr`` (PyTorch's
-                label-smoothed cross-entropy divides by sum w[y_n] without multiplying by it).
+                label-smoothed cross-entropy divides by sum w[y_n] without multiplying by it);
+                'mean' / 'sum_over_batch_size' then divide by its plain sum instead of numel
+                (Keras' masked mean: a circle loss row without positives does not count).
     """
 
     def __init__(self, expr, reduction="sum_over_batch_size", name=None, params=None, inputs=(),
@@ -204,17 +206,18 @@ class Loss:
                 sw = ir.apply("unsqueeze", [sw], name=f"{self.name}/sample_weight",
                               axes=tuple(range(sw.rank, per.rank)))
             w = sw if w is None else ir.elementwise(w.sym * sw.sym, name=f"{self.name}/weight")
-        norm = None
+        norm = count = None
         if self.normalizer is not None:
-            norm = build_ir(self._numeric(stabilize(self.normalizer)).xreplace(bind), name=f"{self.name}/normalizer")
+            norm = count = build_ir(self._numeric(stabilize(self.normalizer)).xreplace(bind),
+                                    name=f"{self.name}/normalizer")
             if sample_weight is not None:
                 norm = ir.elementwise(norm.sym * sw.sym, name=f"{self.name}/normalizer")
-        return self._reduce(per, w, norm), per
+        return self._reduce(per, w, norm, count), per
 
     def uses_y_true(self):
         return any(e is not None and Y_TRUE in e.free_symbols for e in (self.expression, self.weight, self.normalizer))
 
-    def _reduce(self, per, w, norm=None):
+    def _reduce(self, per, w, norm=None, count=None):
         scope = f"{self.name}/reduce"
         weighted = per.sym * w.sym if w is not None else per.sym
         if self.reduction == "none":
@@ -223,7 +226,8 @@ class Loss:
                 v = ir.apply("expand_like", [v, per], name=scope)
             unit = tuple(i for i in range(1, v.rank) if v.shape[i] == 1)
             return ir.apply("squeeze", [v], name=scope, axes=unit) if unit else v
-        if self.reduction in ("mean", "sum_over_batch_size", "sum_by_nonzero_weights") and w is None:
+        if self.reduction in ("mean", "sum_over_batch_size", "sum_by_nonzero_weights") and w is None and (
+                count is None or self.reduction == "sum_by_nonzero_weights"):
             return ir.apply("reduce_mean", [per], name=f"{scope}/mean", keepdims=False)
         total = ir.apply("reduce_sum", [ir.elementwise(weighted, name=scope)], name=f"{scope}/sum", keepdims=False)
         if self.reduction == "sum":
@@ -238,6 +242,10 @@ class Loss:
             count = ir.apply("reduce_sum", [nz], name=f"{scope}/nonzero_count", keepdims=False).sym
             return ir.elementwise(sympy.Piecewise((0, sympy.Eq(count, 0)), (total.sym / count, True)),
                                   name=f"{scope}/sum_by_nonzero_weights")
+        if self.reduction in ("mean", "sum_over_batch_size") and count is not None:
+            full = count if tuple(count.shape) == tuple(per.shape) else ir.apply("expand_like", [count, per], name=scope)
+            c = ir.apply("reduce_sum", [full], name=f"{scope}/count", keepdims=False).sym
+            return ir.elementwise(sympy.Piecewise((0, sympy.Eq(c, 0)), (total.sym / c, True)), name=f"{scope}/mean")
         if self.reduction in ("mean", "sum_over_batch_size"):
             n = ir.static_size(per.shape)
             count = sympy.Integer(n) if n is not None else ir.apply(

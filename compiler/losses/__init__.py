@@ -12,7 +12,7 @@ each entry's docstring says which library's convention it follows.
 """
 from ..errors import ParameterError
 from ..loss import Loss
-from . import regression, crossentropy, hinge, similarity, multi_input, tfjs, pytorch, ctc  # noqa: F401  (registration)
+from . import regression, crossentropy, hinge, similarity, multi_input, tfjs, pytorch, ctc, circle  # noqa: F401  (registration)
 from .registry import ALIASES, CATEGORIES, ENTRIES, resolve
 
 __all__ = ["names", "class_names", "aliases", "get", "entry", "explain", "render_docs", "CATEGORIES"]

@@ -230,3 +230,16 @@ def poly1_crossentropy(epsilon=2.0, from_logits=False, axis=-1, reduction=None):
     e = sym("epsilon")
     q, logq = _log_probs(from_logits, axis, sympy.Float(KERAS_EPSILON))
     return spec(-ops.sum(y * logq, axis) + e * ops.sum(y * (1 - q), axis), params={"epsilon": epsilon})
+
+
+@register("classification", aliases=("gce", "generalized_cross_entropy"), q="open_unit")
+def categorical_generalized_cross_entropy(q=0.5, reduction=None):
+    """Generalized cross-entropy (noise-robust): (1 - p[label]^q) / q with integer labels (int64).
+
+    Convention: Keras CategoricalGeneralizedCrossEntropy (Zhang & Sabuncu 2018; q in (0, 1),
+    default 0.5; q -> 0 approaches cross-entropy, q = 1 is MAE). y_pred holds probabilities,
+    used as given (no clipping, as Keras), so the gradient is infinite where p[label] = 0.
+    """
+    qs = sym("q")
+    p_label = ops.sum(ops.one_hot(y, p) * p)
+    return spec((1 - p_label ** qs) / qs, params={"q": q}, labels="sparse")

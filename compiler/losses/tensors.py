@@ -75,6 +75,53 @@ class Count(TensorFunction):
         return "n" if exp is None else r"n^{%s}" % exp
 
 
+class Transpose(TensorFunction):
+    """transpose(x): a matrix's transpose (rank 2)."""
+
+    ir_op, user_name, latex_name = "transpose", "transpose", "T"
+
+    def ir_attrs(self):
+        return {"perm": (1, 0)}
+
+    def _latex(self, printer, exp=None):
+        tex = r"\left(%s\right)^{T}" % printer._print(self.args[0])
+        return tex if exp is None else r"\left(%s\right)^{%s}" % (tex, exp)
+
+
+class EyeLike(TensorFunction):
+    """eye_like(x): the (N, N) identity for the batch size N of x (no gradient)."""
+
+    ir_op, user_name, latex_name = "eye_like", "eye_like", "I"
+
+    def _latex(self, printer, exp=None):
+        return "I" if exp is None else r"I^{%s}" % exp
+
+
+@ir.primitive
+class EyeLikePrimitive(ir.Primitive):
+    name = "eye_like"
+    differentiable = False
+
+    def shape(self, inputs, attrs):
+        n = inputs[0].shape[0]
+        return (n, n)
+
+    def vjp(self, node, g, ad):
+        return [None]
+
+    def emit(self, b, node, ins):
+        shape = b.node("Shape", [ins[0]], hint=node.name + "/shape")
+        n = b.node("Gather", [shape, b.const_i64(0)], hint=node.name + "/n", axis=0)
+        idx = b.node("Range", [b.const_i64(0), n, b.const_i64(1)], hint=node.name + "/range")
+        rows = b.node("Unsqueeze", [idx, b.const_i64([1])], hint=node.name + "/rows")
+        cols = b.node("Unsqueeze", [idx, b.const_i64([0])], hint=node.name + "/cols")
+        same = b.node("Equal", [rows, cols], hint=node.name + "/equal")
+        return b.node("Cast", [same], hint=node.name, to=b.float_type)
+
+    def to_sympy(self, node, args):
+        return EyeLike(args[0])
+
+
 @ir.primitive
 class ClassVectorPrimitive(ir.Primitive):
     name = "class_vector"
@@ -98,6 +145,14 @@ register_more()
 
 def class_vector(name, values):
     return ClassVector(Str(name), sympy.Tuple(*[sympy.Float(float(v)) for v in values]))
+
+
+def transpose(x):
+    return Transpose(sympy.sympify(x))
+
+
+def eye_like(x):
+    return EyeLike(sympy.sympify(x))
 
 
 def count(x, axis=-1):

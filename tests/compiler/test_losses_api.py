@@ -18,7 +18,7 @@ binary_focal_crossentropy categorical_crossentropy sparse_categorical_crossentro
 categorical_focal_crossentropy nll kl_divergence hinge squared_hinge categorical_hinge multiclass_hinge
 soft_margin poly1_crossentropy cosine_similarity cosine_embedding dice tversky margin_ranking triplet_margin
 hinge_embedding absolute_difference cosine_distance mean_pairwise_squared_error sigmoid_cross_entropy
-softmax_cross_entropy log_loss ctc""".split()
+softmax_cross_entropy log_loss ctc circle categorical_generalized_cross_entropy""".split()
 REDUCTIONS = ("none", "sum", "mean", "sum_over_batch_size", "weighted_mean")
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "losses.md"
 

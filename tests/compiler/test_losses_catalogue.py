@@ -168,6 +168,17 @@ def ref_tversky(y, p, alpha=0.5, beta=0.5):
     return 1 - tp / (tp + alpha * fp + beta * fn + EPS)
 
 
+def ref_circle(y, x, gamma=80.0, margin=0.4):
+    """Keras circle: every sample here has a positive, so the masked mean is the plain mean."""
+    d = np.maximum(1 - x @ x.T, 0)
+    pos = (y[:, None] == y[None, :]) & ~np.eye(len(y), dtype=bool)
+    pt = -gamma * np.maximum(margin + d, 0) * (margin - d)
+    nt = gamma * np.maximum(1 + margin - d, 0) * (1 - margin - d)
+    p_loss = np.array([np.logaddexp.reduce(pt[i][pos[i]]) for i in range(len(y))])
+    n_loss = np.array([np.logaddexp.reduce(nt[i][y != y[i]]) for i in range(len(y))])
+    return np.logaddexp(0, p_loss + n_loss)
+
+
 def ref_cosine_embedding(y, x1, input2, margin=0.0):
     cos = (x1 * input2).sum(-1) / np.sqrt(((x1 ** 2).sum(-1) + 1e-12) * ((input2 ** 2).sum(-1) + 1e-12))
     return np.where(y == 1, 1 - cos, 0) + np.where(y == -1, np.maximum(0, cos - margin), 0)
@@ -308,6 +319,10 @@ CASES = {
                                lambda p, positive, negative: ref_triplet(p, positive, negative, 2.0, 1, swap=True)),
     "hinge_embedding": ("hinge_embedding", {"margin": 1.5}, {"y": pm1, "p": lambda r: normal(r, scale=2)},
                         lambda y, p: ref_hinge_embedding(y, p, 1.5)),
+    "circle": ("Circle", {"gamma": 2.0}, {"y": lambda r: np.array([0, 0, 3, 3], np.int64), "p": normal},
+               lambda y, p: ref_circle(y, p, 2.0)),
+    "gce": ("categorical_generalized_cross_entropy", {"q": 0.6}, {"y": labels, "p": uniform(0.05, 1)},
+            lambda y, p: (1 - p[np.arange(N), y] ** 0.6) / 0.6),
     # TF.js core losses (per element, SUM_BY_NONZERO_WEIGHTS = the plain mean without weights)
     "absolute_difference": ("absoluteDifference", {}, {"y": normal, "p": normal}, lambda y, p: np.abs(p - y)),
     "cosine_distance": ("cosine_distance", {}, {"y": normal, "p": normal}, lambda y, p: 1 - (y * p).sum(-1)),
