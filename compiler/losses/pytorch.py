@@ -11,7 +11,7 @@ and ``reduce`` are honoured as PyTorch does. Formulas: torch/nn/modules/loss.py 
 shared/reference/losses.md.
 """
 import sympy
-from sympy import Abs, Eq, Max, Piecewise, exp, log, pi
+from sympy import Abs, Eq, Max, Min, Piecewise, exp, log, pi
 
 from .. import ops
 from ..errors import ParameterError
@@ -19,6 +19,7 @@ from ..functions import softplus
 from . import multi_input
 from .common import p, p as y_pred, sym, vector, y
 from .registry import register, spec
+from .tensors import count, cumsum, expand_dims, transpose
 
 REDUCTION = "choice:none,mean,sum"
 LEGACY = {"size_average": "bool?", "reduce": "bool?"}
@@ -251,6 +252,28 @@ def multilabel_soft_margin_loss(weight=None, size_average=None, reduce=None, red
     w = _weights(weight)
     return spec(ops.mean(w * (y * softplus(-p) + (1 - y) * softplus(p))),
                 reduction=_reduction(reduction, size_average, reduce))
+
+
+@register("pytorch", name="MultiLabelMarginLoss", aliases=("multilabel_margin",), reduction=REDUCTION, **LEGACY)
+def multilabel_margin_loss(size_average=None, reduce=None, reduction="mean"):
+    """PyTorch MultiLabelMarginLoss: l_n = sum over targets j and non-targets i of
+    max(0, 1 - (x[j] - x[i])) / C.
+
+    Inputs: y_pred (scores x, (N, C)) and y_true ((N, C), fed as floats): the target class
+    indices, ended by the first -1 (PyTorch's format; entries after it are ignored).
+    Convention: PyTorch.
+    """
+    # integer arithmetic, not Piecewise (a Piecewise inside a condition folds into an ITE)
+    ended = Max(Min(-y, 1), 0)                                          # 1 where y = -1
+    valid = Max(1 - cumsum(ended), 0)                                   # 1 before the first -1
+    listed = ops.sum(ops.one_hot(y, y_pred) * expand_dims(valid, -1), axis=1)   # (N, 1, C)
+    target = Min(listed, 1)
+    x_row = expand_dims(y_pred, 1)                                      # (N, 1, C): x[i]
+    x_col = transpose(x_row, (0, 2, 1))                                 # (N, C, 1): x[j]
+    # a target listed twice counts twice as j (PyTorch loops over the list), once as "not i"
+    pairs = transpose(listed, (0, 2, 1)) * (1 - target) * Max(0, 1 - (x_col - x_row))
+    per = ops.sum(pairs, axis=(1, 2)) / count(y_pred, -1)             # (N, 1, 1)
+    return spec(per, reduction=_reduction(reduction, size_average, reduce))
 
 
 @register("pytorch", name="SoftMarginLoss", reduction=REDUCTION, **LEGACY)

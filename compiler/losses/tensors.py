@@ -76,12 +76,15 @@ class Count(TensorFunction):
 
 
 class Transpose(TensorFunction):
-    """transpose(x): a matrix's transpose (rank 2)."""
+    """transpose(x, perm): axes permuted (default: a matrix's transpose)."""
 
     ir_op, user_name, latex_name = "transpose", "transpose", "T"
 
     def ir_attrs(self):
-        return {"perm": (1, 0)}
+        return {"perm": tuple(int(a) for a in self.args[1])}
+
+    def _static_kwargs(self):
+        return {"perm": tuple(int(a) for a in self.args[1])}
 
     def _latex(self, printer, exp=None):
         tex = r"\left(%s\right)^{T}" % printer._print(self.args[0])
@@ -95,6 +98,30 @@ class EyeLike(TensorFunction):
 
     def _latex(self, printer, exp=None):
         return "I" if exp is None else r"I^{%s}" % exp
+
+
+class CumSum(TensorFunction):
+    """cumsum(x): the running sum over the last axis (for masks of labels: no gradient)."""
+
+    ir_op, user_name, latex_name = "cumsum_last", "cumsum", "cumsum"
+
+
+@ir.primitive
+class CumSumPrimitive(ir.Primitive):
+    name = "cumsum_last"
+    differentiable = False
+
+    def shape(self, inputs, attrs):
+        return tuple(inputs[0].shape)
+
+    def vjp(self, node, g, ad):
+        return [None]
+
+    def emit(self, b, node, ins):
+        return b.node("CumSum", [ins[0], b.const_i64(node.inputs[0].rank - 1)], hint=node.name)
+
+    def to_sympy(self, node, args):
+        return CumSum(args[0])
 
 
 @ir.primitive
@@ -147,8 +174,12 @@ def class_vector(name, values):
     return ClassVector(Str(name), sympy.Tuple(*[sympy.Float(float(v)) for v in values]))
 
 
-def transpose(x):
-    return Transpose(sympy.sympify(x))
+def transpose(x, perm=(1, 0)):
+    return Transpose(sympy.sympify(x), sympy.Tuple(*[sympy.Integer(a) for a in perm]))
+
+
+def cumsum(x):
+    return CumSum(sympy.sympify(x))
 
 
 def eye_like(x):

@@ -89,6 +89,19 @@ def ref_multi_margin(t, x, p=1, margin=1.0, weight=None):
     return out, None
 
 
+def ref_multilabel_margin(t, x):
+    out = np.zeros(len(t))
+    for n, (row, idx) in enumerate(zip(x, t)):
+        targets = []
+        for k in idx:
+            if k < 0:
+                break
+            targets.append(int(k))
+        others = [i for i in range(C) if i not in targets]
+        out[n] = sum(max(0.0, 1 - (row[j] - row[i])) for j in targets for i in others) / C
+    return out, None
+
+
 def ref_multilabel_soft(y, x, weight=None):
     w = 1.0 if weight is None else np.asarray(weight)
     return -(w * (y * np.log(sigmoid(x)) + (1 - y) * np.log(sigmoid(-x)))).mean(-1), None
@@ -167,6 +180,10 @@ CASES = {
     "multi_margin": ("MultiMarginLoss", {}, {"y": index_kept, "p": normal}, ref_multi_margin),
     "multi_margin_p2_weight": ("MultiMarginLoss", {"p": 2, "margin": 0.5, "weight": list(W)},
                                {"y": index_kept, "p": normal}, lambda y, p: ref_multi_margin(y, p, 2, 0.5, W)),
+    "multilabel_margin": ("MultiLabelMarginLoss", {},
+                          {"y": lambda r: np.array([[3, 0, -1, 1, 2], [1, 1, 4, -1, -1], [-1, 2, 3, 0, 0],
+                                                    [0, 1, 2, 3, 4]], np.float64), "p": normal},
+                          ref_multilabel_margin),
     "multilabel_soft_margin": ("MultiLabelSoftMarginLoss", {"weight": list(W)}, {"y": binary, "p": normal},
                                lambda y, p: ref_multilabel_soft(y, p, W)),
     "soft_margin": ("SoftMarginLoss", {}, {"y": pm1, "p": normal}, lambda y, p: (softplus(-y * p), None)),
