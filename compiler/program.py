@@ -22,7 +22,7 @@ from .autodiff import gradients
 from .bundle import Bundle, FORMAT, FORMAT_VERSION
 from .emit import DEFAULT_OPSET, OnnxBuilder, check, check_dtype, check_opset, emit_values, make_model
 from .errors import ParameterError, ShapeError
-from .loss import Loss
+from .loss import _weight_shape
 from .loss_spec import resolve_loss
 from .steps_loop import check_steps, steps_loop
 from .tidy import name_outputs, tidy
@@ -37,9 +37,13 @@ def compile_model(model, loss, optimizer, metrics=None, opset=DEFAULT_OPSET, dty
     Program. ``loss``: a Loss, a catalogue name, an expression string such as
     "(y_pred - y_true)**2", or a function f(y_true, y_pred) written with
     symgrad.compiler.ops (compiler/loss_spec.py). ``metrics``: metric names, Metric objects,
-    or any loss of those four kinds (its batch value), logged under the given names. ``sample_weight=True`` adds a per-sample weight input (N,) to the
-    train_step, gradients and eval graphs. ``seed`` redraws the model's initial weights
-    (``model.initialize(seed)``) so that the bundle's initial state is reproducible.
+    or any loss of those four kinds (its batch value), logged under the given names.
+    ``sample_weight=True`` adds a per-sample weight input (N,) to the train_step, gradients
+    and eval graphs; a shape such as (None, T) declares it with that shape, to weigh each
+    time step (broadcast against the per-sample loss). Without it, fit still takes (N,)
+    sample weights and class weights through weighted graph variants (Program.bundle).
+    ``seed`` redraws the model's initial weights (``model.initialize(seed)``) so that the
+    bundle's initial state is reproducible.
     ``steps_per_execution=K`` (Keras's name) adds a ``train_loop`` graph that runs K
     training steps in one onnxruntime call (compiler/steps_loop.py); Trainer.fit uses it
     for every K full batches, and batch-level callbacks then run once per K steps.
@@ -100,6 +104,8 @@ class Program:
         self.optimizer = optimizers.get(optimizer)
         self.sample_weight = bool(sample_weight)
         self.steps_per_execution = check_steps(steps_per_execution)
+        # True: (N,); a shape such as (None, T) weighs each time step (loss._weight_shape)
+        self._sw_shape = _weight_shape(sample_weight) if self.sample_weight else None
         self.input_shape = self.data_in[0].shape[1:] if len(self.data_in) == 1 else [d.shape[1:] for d in self.data_in]
         if seed is not None:
             if not hasattr(model, "initialize"):
@@ -178,7 +184,7 @@ class Program:
         program_io.attach_metrics(self.data_out, metric_ids, self.pred_shapes)
         self.metrics = [m for o in self.data_out for _, m in o.metrics]
         self._ys = self._labels()
-        self._sw = ir.input_value("sample_weight", ("N",)) if self.sample_weight else None
+        self._sw = ir.input_value("sample_weight", self._sw_shape) if self.sample_weight else None
 
         self.weights = list(train.weights)
         self.trainable = [w for w in self.weights if w.trainable]
@@ -329,7 +335,7 @@ class Program:
                           loss_weight=o.weight, metrics=[log for log, _ in o.metrics])
                    for o, shape, y in zip(self.data_out, self.pred_shapes, self._ys)]
         if self._sw is not None:
-            data["sample_weight"] = _entry("sample_weight", ("N",), dt)
+            data["sample_weight"] = _entry("sample_weight", self._sw_shape, dt)
         graphs = {kind: self._graph_entry(kind) for kind in _KINDS}
         return {
             "format": FORMAT, "format_version": FORMAT_VERSION, "symgrad_version": _version(),

@@ -79,3 +79,21 @@ def test_class_weight_is_still_validated(programs, data):
     x, y, _ = data
     with pytest.raises(ParameterError, match="class_weight"):
         Trainer(programs[0]).fit(x, y, class_weight={0: -1.0}, verbose=0)
+
+
+def test_time_step_weights_shaped_n_t():
+    """compile_model(sample_weight=(None, T)): each time step of a sequence has its own weight,
+    Keras' sum_over_batch_size: sum(w * L) / numel(L)."""
+    rng = np.random.default_rng(3)
+    T = 5
+    model = Sequential([layers.Dense(2)], input_shape=(T, 3), seed=0)
+    prog = compile_model(model, "mse", "sgd", sample_weight=(None, T), dtype="float64")
+    assert prog.manifest["data"]["sample_weight"]["shape"] == ["N", T]
+    x, y = rng.normal(size=(8, T, 3)), rng.normal(size=(8, T, 2))
+    w = rng.uniform(size=(8, T)) * (rng.uniform(size=(8, T)) > 0.3)
+    tr = Trainer(prog)
+    got = tr.evaluate(x, y, sample_weight=w, batch_size=3, verbose=0)
+    per = ((tr.predict(x, verbose=0) - y) ** 2).mean(-1)           # (N, T)
+    assert got == pytest.approx((per * w).sum() / per.size, rel=1e-10)
+    hist = tr.fit(x, y, sample_weight=w, epochs=3, batch_size=4, verbose=0)
+    assert hist.history["loss"][-1] < hist.history["loss"][0]
