@@ -263,6 +263,8 @@ class Loss:
         return ir.elementwise(sympy.Piecewise((0, sympy.Eq(wsum_sym, 0)), (total.sym / wsum_sym, True)),
                               name=f"{scope}/weighted_mean")
 
+    example_shape = None    # y_pred's shape for a demo when (N, D) does not suit the loss (CTC: (N, T, C))
+
     def to_onnx(self, opset=DEFAULT_OPSET, dtype="float32", shape=None, sample_weight=False, gradients=True):
         """An ONNX model: inputs y_true, y_pred[, extras][, sample_weight]; outputs loss and
         grad_<input> for y_pred and each extra input. ``shape`` is y_pred's shape (None

@@ -21,7 +21,7 @@ from .tensors import expand_dims, eye_like, transpose
 NEG = -1e30     # -inf for the masked logsumexp entries, finite in float32
 
 
-@register("similarity", gamma="positive", margin="number", remove_diagonal="bool")
+@register("similarity", gamma="positive", margin="nonnegative", remove_diagonal="bool")
 def circle(gamma=80.0, margin=0.4, remove_diagonal=True, reduction=None):
     """Circle loss over the batch's pairs; y_pred holds L2-normalised embeddings (N, D), y_true
     integer labels (N,).
@@ -42,7 +42,7 @@ def circle(gamma=80.0, margin=0.4, remove_diagonal=True, reduction=None):
         return Piecewise((b, diagonal), (a, same), (b, True)) if remove_diagonal else Piecewise((a, same), (b, True))
 
     pos = where_pos(1, 0)
-    pos_term = -g * Max(m + d, 0) * (m - d)
+    pos_term = g * (d ** 2 - m ** 2)         # -gamma * max(m + d, 0) * (m - d), with m, d >= 0
     neg_term = g * Max(1 + m - d, 0) * (1 - m - d)
     # masked entries are the constant NEG itself, never x + NEG (which would round x away)
     p_loss = ops.logsumexp(where_pos(pos_term, NEG))

@@ -40,6 +40,8 @@ class CTCDisplay(sympy.Function):
 
 
 class CTCLoss(Loss):
+    example_shape = (None, 12, 6)       # y_pred of a small example: T = 12 steps, C = 6 classes
+
     def __init__(self, expr, blank=0, padding=None, max_label_length=None, length_normalized=False, **kwargs):
         super().__init__(expr, **kwargs)
         self.blank = int(blank)
