@@ -97,3 +97,14 @@ def test_time_step_weights_shaped_n_t():
     assert got == pytest.approx((per * w).sum() / per.size, rel=1e-10)
     hist = tr.fit(x, y, sample_weight=w, epochs=3, batch_size=4, verbose=0)
     assert hist.history["loss"][-1] < hist.history["loss"][0]
+
+
+def test_saved_bundle_with_variants_and_epoch_metrics_loads_and_trains(tmp_path, data):
+    """Bundle.load's checks accept the weighted variants and the state/ outputs of epoch metrics."""
+    from symgrad.compiler.metrics_stateful import MeanIoU
+    x, y, sw = data
+    model = Sequential([layers.Dense(3)], input_shape=(4,), seed=0)
+    prog = compile_model(model, "sparse_categorical_crossentropy", "sgd", metrics=[MeanIoU(num_classes=3)])
+    tr = Trainer.load(prog.save(tmp_path / "bundle"))
+    hist = tr.fit(x.astype(np.float32), y, class_weight={0: 1.0, 1: 2.0, 2: 0.5}, epochs=1, verbose=0)
+    assert "train_step_weighted" in tr._plans and 0 <= hist.history["mean_iou"][0] <= 1
