@@ -254,6 +254,7 @@ class Program:
                            doc=f"symgrad {kind}: loss {self.loss.name}, optimizer {self.optimizer.name}")
         return check(tidy(model))
 
+    @ir.scoped
     def _weighted_variants(self):
         """{kind: graph} for 'train_step_weighted' and 'eval_weighted': the same graphs with a
         sample_weight (N,) input, so that fit(sample_weight=..., class_weight=...) works on a
