@@ -205,6 +205,8 @@ class Trainer:
         self.stop_training = value
 
     def metric_direction(self, name):
+        if name in (self.manifest.get("metric_states") or {}):      # precision, recall, F1, AUC, IoU: higher is better
+            return "max"
         for m in self.manifest.get("metrics", []):
             if isinstance(m, dict) and m.get("name") == name and m.get("direction") in ("up", "down"):
                 return "max" if m["direction"] == "up" else "min"

@@ -89,3 +89,9 @@ def test_stateful_metrics_refuse_mismatched_labels():
         compile_model(model, "sparse_categorical_crossentropy", "sgd", metrics=[Precision()])
     with pytest.raises(ParameterError, match="num_classes"):
         compile_model(model, "sparse_categorical_crossentropy", "sgd", metrics=[MeanIoU(num_classes=5)])
+
+
+def test_epoch_metrics_are_monitored_upwards(binary):
+    tr, _, _ = binary
+    assert tr.metric_direction("ap") == "max" and tr.metric_direction("rec") == "max"
+    assert tr.metric_direction("accuracy") is None          # batch metrics: decided by their names
