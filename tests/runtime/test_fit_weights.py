@@ -108,3 +108,20 @@ def test_saved_bundle_with_variants_and_epoch_metrics_loads_and_trains(tmp_path,
     tr = Trainer.load(prog.save(tmp_path / "bundle"))
     hist = tr.fit(x.astype(np.float32), y, class_weight={0: 1.0, 1: 2.0, 2: 0.5}, epochs=1, verbose=0)
     assert "train_step_weighted" in tr._plans and 0 <= hist.history["mean_iou"][0] <= 1
+
+
+def test_steps_per_execution_with_weights_and_epoch_metrics(data):
+    """A train_loop program: weighted batches and epoch metrics fall back to single steps
+    (the train_loop has neither), with the same numbers as a program without train_loop."""
+    from symgrad.compiler.metrics_stateful import MeanIoU
+    x, y, sw = data
+
+    def build(k):
+        model = Sequential([layers.Dense(3)], input_shape=(4,), seed=0)
+        return compile_model(model, "sparse_categorical_crossentropy", "sgd", dtype="float64",
+                             metrics=[MeanIoU(num_classes=3)], steps_per_execution=k)
+    a, b = Trainer(build(2), seed=0), Trainer(build(1), seed=0)
+    ha = a.fit(x, y, sample_weight=sw, epochs=2, batch_size=8, shuffle=False, verbose=0)
+    hb = b.fit(x, y, sample_weight=sw, epochs=2, batch_size=8, shuffle=False, verbose=0)
+    np.testing.assert_allclose(ha.history["loss"], hb.history["loss"], rtol=1e-12)
+    np.testing.assert_allclose(ha.history["mean_iou"], hb.history["mean_iou"], rtol=1e-12)
