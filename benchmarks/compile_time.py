@@ -85,7 +85,7 @@ def compile_once(declare, clock, opset):
     clock.seconds = 0.0
     t = time.perf_counter()
     loss = declare()
-    model = loss.to_onnx(opset=opset)
+    model = loss.to_onnx(opset=opset, shape=loss.example_shape)
     t_ser = time.perf_counter()
     data = model.SerializeToString()
     end = time.perf_counter()

@@ -22,8 +22,10 @@ import os
 from .errors import BundleError
 from .untrusted import check_model, parse
 
-GRAPH_KINDS = ("train_step", "gradients", "update", "eval", "inference", "train_loop")  # train_loop: optional
+GRAPH_KINDS = ("train_step", "gradients", "update", "eval", "inference", "train_loop",  # train_loop: optional
+               "train_step_weighted", "eval_weighted")   # the last two: weighted batches of an unweighted program
 MAX_STEPS_PER_EXECUTION = 1 << 16
+STATE_KINDS = ("precision", "recall", "f1_score", "mean_iou", "auc")   # compiler/metrics_stateful.py
 TENSOR_SECTIONS = ("params", "state", "slots")
 # dtypes a bundle may declare (what the runtime can feed onnxruntime), with their ONNX codes
 DTYPES = {"float32": 1, "uint8": 2, "int8": 3, "int32": 6, "int64": 7, "bool": 9, "float16": 10, "float64": 11}
@@ -177,6 +179,18 @@ def check_manifest(manifest, where):
     metrics = manifest.get("metrics", [])
     c.require(isinstance(metrics, list) and all(isinstance(m, str) or (isinstance(m, dict) and isinstance(
         m.get("name"), str)) for m in metrics), f"'metrics' is {metrics!r}", "a list of metric names")
+    states = manifest.get("metric_states", {})
+    c.require(isinstance(states, dict), f"'metric_states' is {states!r}", "a map from metric name to its parts")
+    for mname, entry in states.items():
+        ok = (isinstance(entry, dict) and entry.get("kind") in STATE_KINDS and isinstance(entry.get("config", {}), dict)
+              and isinstance(entry.get("parts"), dict) and entry["parts"])
+        c.require(ok, f"metric_states entry {mname!r}: {entry!r}",
+                  f"{{'kind': one of {', '.join(STATE_KINDS)}, 'config': {{...}}, 'parts': {{...}}}}")
+        for part, spec in entry["parts"].items():
+            c.require(isinstance(spec, dict) and isinstance(spec.get("output"), str)
+                      and spec["output"].startswith("state/") and spec.get("accumulate") in ("sum", "concat"),
+                      f"metric_states {mname!r} part {part!r}: {spec!r}",
+                      "{'output': 'state/<metric>/<part>', 'accumulate': 'sum' or 'concat'}")
 
     # graphs and files
     graphs = manifest.get("graphs")
@@ -298,6 +312,9 @@ def _graph_roles(manifest):
     for m in manifest.get("metrics", []):
         name = m if isinstance(m, str) else m["name"]
         outputs["metric/" + name] = ("metric", "float", [])
+    for entry in (manifest.get("metric_states") or {}).values():
+        for spec in entry["parts"].values():
+            outputs[spec["output"]] = ("state", "float", None)
     pred = manifest.get("prediction") or {"name": "y_pred", "dtype": dtype, "shape": None}
     outputs[pred["name"]] = ("prediction", pred["dtype"], pred["shape"])
     for o in _several_outputs(manifest):    # each output's prediction and unweighted loss
@@ -308,6 +325,7 @@ def _graph_roles(manifest):
 
 def _contract(kind, manifest):
     """(inputs it must have, outputs it must have, output roles it must not have)."""
+    kind = kind[:-len("_weighted")] if kind.endswith("_weighted") else kind
     trainable = [e["name"] for e in manifest.get("params", []) if e.get("trainable", True)]
     several = manifest.get("inputs") if len(manifest.get("inputs") or []) > 1 or _several_outputs(manifest) else None
     if several:

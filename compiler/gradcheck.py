@@ -78,7 +78,7 @@ def emit_graph(inputs, outputs, dtype="float64", opset=DEFAULT_OPSET, name="grap
 
 
 @ir.scoped
-def gradcheck(target, inputs=None, *, weights=None, training=True, eps=1e-6, atol=1e-5, rtol=1e-4, seed=0,
+def gradcheck(target, inputs=None, *, weights="random", training=True, eps=1e-6, atol=1e-5, rtol=1e-4, seed=0,
               batch_size=2, max_elements=100, opset=DEFAULT_OPSET):
     """Check ``target``'s compiled gradients against float64 central finite differences.
 
@@ -86,7 +86,11 @@ def gradcheck(target, inputs=None, *, weights=None, training=True, eps=1e-6, ato
               or a Loss (gradients w.r.t. y_pred and its extra inputs).
     inputs:   layer/model: an array (batch first) or a list for several inputs; loss: a
               dict {'y_true', 'y_pred', ...} or a (y_true, y_pred) pair. None: random.
-    weights:  arrays replacing the layer's or model's initial weights (in get_weights order).
+    weights:  'random' (the default): each trainable weight is its initial value plus
+              N(0, 0.5^2) noise drawn from ``seed``, so that an initialiser of ones or zeros
+              cannot hide a backward that drops a factor (non-trainable state keeps its
+              initial value); 'initial': the initial weights; or arrays replacing them (in
+              get_weights order).
     Checks at most ``max_elements`` random elements of each tensor. Returns
     {tensor: max |compiled - numerical|}; raises GradcheckError on disagreement."""
     for key, value in (("eps", eps), ("atol", atol), ("rtol", rtol)):
@@ -116,7 +120,14 @@ def _layer_problem(target, inputs, weights, training, rng, batch_size, opset):
     xs = [ir.input_value(f"x{i}" if len(arrays) > 1 else "x", ("N",) + a.shape[1:],
                          dtype="int64" if a.dtype.kind in "iu" else "float") for i, a in enumerate(arrays)]
     tr = target.trace(xs if len(xs) > 1 else xs[0], training) if is_model else trace_layer(target, xs, training)
-    wvals = [w.initial for w in tr.weights] if weights is None else list(weights)
+    if isinstance(weights, str) or weights is None:
+        if weights not in ("random", "initial", None):
+            raise ParameterError(f"gradcheck: weights must be 'random', 'initial' or a list of arrays, got {weights!r}")
+        wvals = [np.asarray(w.initial, np.float64) for w in tr.weights]
+        if weights == "random":
+            wvals = [a + rng.normal(0.0, 0.5, np.shape(a)) if w.trainable else a for w, a in zip(tr.weights, wvals)]
+    else:
+        wvals = list(weights)
     if len(wvals) != len(tr.weights):
         raise ParameterError(f"gradcheck: {len(tr.weights)} weights expected, got {len(wvals)} arrays")
     feeds = {v.name: (a.astype(np.int64) if v.dtype == "int64" else a.astype(np.float64))

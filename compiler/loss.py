@@ -20,7 +20,19 @@ from .stabilize import stabilize
 
 Y_TRUE = sympy.Symbol("y_true", real=True)
 Y_PRED = sympy.Symbol("y_pred", real=True)
-REDUCTIONS = ("none", "sum", "mean", "sum_over_batch_size", "weighted_mean")
+REDUCTIONS = ("none", "sum", "mean", "sum_over_batch_size", "weighted_mean", "sum_by_nonzero_weights")
+# other libraries' spellings: Keras' mean_with_sample_weight and None, TF.js' tf.Reduction names
+REDUCTION_ALIASES = {"mean_with_sample_weight": "weighted_mean", None: "none"}
+
+
+def check_reduction(owner, value):
+    """The canonical reduction name of ``value`` (case-insensitive; aliases accepted)."""
+    if isinstance(value, str) and value.lower() in REDUCTIONS:
+        return value.lower()
+    if (isinstance(value, str) and value.lower() in REDUCTION_ALIASES) or value is None:
+        return REDUCTION_ALIASES[value.lower() if isinstance(value, str) else value]
+    raise ParameterError(f"{owner}: parameter 'reduction' must be one of {', '.join(map(repr, REDUCTIONS))} "
+                         f"(or Keras' 'mean_with_sample_weight', TF.js' 'SUM_BY_NONZERO_WEIGHTS'), got {value!r}")
 LABELS = ("dense", "sparse")
 _LATEX_NAMES = {"y_true": "y", "y_pred": r"\hat{y}"}
 
@@ -34,19 +46,27 @@ class Loss:
 
     expr:       sympy expression or string over ``y_true``, ``y_pred``, ``inputs`` and ``params``.
     reduction:  'none' | 'sum' | 'mean' | 'sum_over_batch_size' (Keras default: sum(w*L)/numel(L))
-                | 'weighted_mean' (sum(w*L)/sum(w), PyTorch class weights, Keras mean_with_sample_weight).
+                | 'weighted_mean' (sum(w*L)/sum(w), PyTorch class weights, Keras mean_with_sample_weight)
+                | 'sum_by_nonzero_weights' (TF.js' default: sum(w*L) / count(w != 0), w broadcast to
+                the loss; sum(L)/numel(L) without weights). Case-insensitive, so TF.js'
+                'SUM_BY_NONZERO_WEIGHTS' is the same.
     params:     {name: number} for the free parameters of the expression (delta, margin, ...).
     constraints:{name: rule} from symgrad.compiler.params.RULES ('positive', 'open_unit', ...).
     inputs:     further named inputs (e.g. ['positive', 'negative']); each gets a grad_<name> output.
     labels:     'dense' (y_true shaped like y_pred) or 'sparse' (integer class indices, no last axis).
     weight:     optional expression for per-element weights that enter the weighted mean
                 denominator (class weights, ignore masks).
+    normalizer: optional expression whose (sample-weighted) sum is the 'weighted_mean'
+                denominator when the weights are already inside ``expr`` (PyTorch's
+                label-smoothed cross-entropy divides by sum w[y_n] without multiplying by it);
+                'mean' / 'sum_over_batch_size' then divide by its plain sum instead of numel
+                (Keras' masked mean: a circle loss row without positives does not count).
     """
 
     def __init__(self, expr, reduction="sum_over_batch_size", name=None, params=None, inputs=(),
-                 labels="dense", weight=None, constraints=None, doc=None):
+                 labels="dense", weight=None, constraints=None, doc=None, normalizer=None):
         self.name = name or "loss"
-        self.reduction = check_choice(self.name, "reduction", reduction, REDUCTIONS)
+        self.reduction = check_reduction(self.name, reduction)
         self.labels = check_choice(self.name, "labels", labels, LABELS)
         self.doc = doc
         self.inputs = tuple(str(i) for i in inputs)
@@ -65,6 +85,7 @@ class Loss:
         self.symbols.update({s.name: s for s in self.params})
         self.expression = self._declare(expr, "expression")
         self.weight = self._declare(weight, "weight") if weight is not None else None
+        self.normalizer = self._declare(normalizer, "normalizer") if normalizer is not None else None
         if Y_PRED not in self.expression.free_symbols:
             raise MissingPredictionError(
                 f"loss {self.name!r}: the expression {self.expression} does not use y_pred; "
@@ -161,7 +182,7 @@ class Loss:
 
         Returns (loss, per_sample): loss is a scalar unless reduction == 'none'."""
         bind = {Y_PRED: y_pred.sym}
-        if Y_TRUE in self.expression.free_symbols or (self.weight is not None and Y_TRUE in self.weight.free_symbols):
+        if self.uses_y_true():
             if y_true is None:
                 raise ParameterError(f"loss {self.name!r} needs y_true")
             if self.labels == "sparse":
@@ -185,9 +206,18 @@ class Loss:
                 sw = ir.apply("unsqueeze", [sw], name=f"{self.name}/sample_weight",
                               axes=tuple(range(sw.rank, per.rank)))
             w = sw if w is None else ir.elementwise(w.sym * sw.sym, name=f"{self.name}/weight")
-        return self._reduce(per, w), per
+        norm = count = None
+        if self.normalizer is not None:
+            norm = count = build_ir(self._numeric(stabilize(self.normalizer)).xreplace(bind),
+                                    name=f"{self.name}/normalizer")
+            if sample_weight is not None:
+                norm = ir.elementwise(norm.sym * sw.sym, name=f"{self.name}/normalizer")
+        return self._reduce(per, w, norm, count), per
 
-    def _reduce(self, per, w):
+    def uses_y_true(self):
+        return any(e is not None and Y_TRUE in e.free_symbols for e in (self.expression, self.weight, self.normalizer))
+
+    def _reduce(self, per, w, norm=None, count=None):
         scope = f"{self.name}/reduce"
         weighted = per.sym * w.sym if w is not None else per.sym
         if self.reduction == "none":
@@ -196,17 +226,34 @@ class Loss:
                 v = ir.apply("expand_like", [v, per], name=scope)
             unit = tuple(i for i in range(1, v.rank) if v.shape[i] == 1)
             return ir.apply("squeeze", [v], name=scope, axes=unit) if unit else v
-        if self.reduction in ("mean", "sum_over_batch_size") and w is None:
+        if self.reduction in ("mean", "sum_over_batch_size", "sum_by_nonzero_weights") and w is None and (
+                count is None or self.reduction == "sum_by_nonzero_weights"):
             return ir.apply("reduce_mean", [per], name=f"{scope}/mean", keepdims=False)
         total = ir.apply("reduce_sum", [ir.elementwise(weighted, name=scope)], name=f"{scope}/sum", keepdims=False)
         if self.reduction == "sum":
             return total
+        if self.reduction == "sum_by_nonzero_weights":
+            # TF.js computeWeightedLoss: divide by the number of non-zero weights, the weights
+            # broadcast to the weighted loss's shape first; 0 when every weight is 0
+            wl = ir.elementwise(weighted, name=scope)
+            nz = ir.elementwise(sympy.Piecewise((0, sympy.Eq(w.sym, 0)), (1, True)), name=f"{scope}/nonzero")
+            if tuple(nz.shape) != tuple(wl.shape):
+                nz = ir.apply("expand_like", [nz, wl], name=scope)
+            count = ir.apply("reduce_sum", [nz], name=f"{scope}/nonzero_count", keepdims=False).sym
+            return ir.elementwise(sympy.Piecewise((0, sympy.Eq(count, 0)), (total.sym / count, True)),
+                                  name=f"{scope}/sum_by_nonzero_weights")
+        if self.reduction in ("mean", "sum_over_batch_size") and count is not None:
+            full = count if tuple(count.shape) == tuple(per.shape) else ir.apply("expand_like", [count, per], name=scope)
+            c = ir.apply("reduce_sum", [full], name=f"{scope}/count", keepdims=False).sym
+            return ir.elementwise(sympy.Piecewise((0, sympy.Eq(c, 0)), (total.sym / c, True)), name=f"{scope}/mean")
         if self.reduction in ("mean", "sum_over_batch_size"):
             n = ir.static_size(per.shape)
             count = sympy.Integer(n) if n is not None else ir.apply(
                 "axis_size", [per], name=f"{scope}/numel", axes=tuple(range(per.rank))).sym
             return ir.elementwise(total.sym / count, name=f"{scope}/mean")
         # weighted_mean: sum(w*L) / sum(w), and 0 when every weight is 0 (as Keras' divide_no_nan)
+        if norm is not None:
+            w = norm
         if w is None:
             wsum_sym = sympy.Integer(ir.static_size(per.shape) or 0) or ir.apply(
                 "axis_size", [per], name=f"{scope}/numel", axes=tuple(range(per.rank))).sym
@@ -216,15 +263,20 @@ class Loss:
         return ir.elementwise(sympy.Piecewise((0, sympy.Eq(wsum_sym, 0)), (total.sym / wsum_sym, True)),
                               name=f"{scope}/weighted_mean")
 
+    example_shape = None    # y_pred's shape for a demo when (N, D) does not suit the loss (CTC: (N, T, C))
+
     def to_onnx(self, opset=DEFAULT_OPSET, dtype="float32", shape=None, sample_weight=False, gradients=True):
         """An ONNX model: inputs y_true, y_pred[, extras][, sample_weight]; outputs loss and
         grad_<input> for y_pred and each extra input. ``shape`` is y_pred's shape (None
-        entries and strings are dynamic; the first dim is always the dynamic batch)."""
+        entries and strings are dynamic; the first dim is always the dynamic batch).
+        ``sample_weight``: True for a (N,) weight input, or its shape, e.g. (None, T) to weigh
+        each time step (None is the batch); it broadcasts against the per-element loss as
+        in Keras and TF.js (trailing axes are added)."""
         return emit_loss(self, opset=opset, dtype=dtype, shape=shape, sample_weight=sample_weight,
                          with_gradients=gradients)
 
 
-def _normalize_shape(shape):
+def _normalize_shape(shape, prefix="D"):
     if shape is None:
         return ("N", "D")
     if isinstance(shape, int):
@@ -238,7 +290,7 @@ def _normalize_shape(shape):
     out = ["N"]
     for i, d in enumerate(shape[1:], start=1):
         if d is None or isinstance(d, str):
-            out.append(d or f"D{i}")
+            out.append(d or f"{prefix}{i}")
         elif isinstance(d, int) and d > 0:
             out.append(d)
         else:
@@ -246,13 +298,32 @@ def _normalize_shape(shape):
     return tuple(out)
 
 
+def _weight_shape(sample_weight):
+    """The sample_weight input's shape: True -> (N,); a tuple such as (None, T) -> that shape
+    with None first as the batch (1 first: one row shared by the batch, TF.js' broadcast
+    weights); () -> a scalar; False/None -> no input."""
+    if sample_weight is None or sample_weight is False:
+        return None
+    if sample_weight is True:
+        return ("N",)
+    if isinstance(sample_weight, (tuple, list)):
+        if len(sample_weight) == 0:
+            return ()
+        if sample_weight[0] not in (None, "N", 1):
+            raise ParameterError(f"sample_weight shape {tuple(sample_weight)!r} must start with None (the batch), "
+                                 "or 1 for weights shared by every sample, e.g. (None,), (None, T) or (1, C)")
+        shape = _normalize_shape(tuple(sample_weight), prefix="W")
+        return ((1,) + shape[1:]) if sample_weight[0] == 1 else shape
+    raise ParameterError(f"sample_weight must be True (a (N,) weight input), a shape such as (None, T) "
+                         f"(None is the batch), () for one scalar weight, or False; got {sample_weight!r}")
+
+
 @ir.scoped
 def emit_loss(loss, opset=DEFAULT_OPSET, dtype="float32", shape=None, sample_weight=False, with_gradients=True):
     b = OnnxBuilder(opset, dtype)
     pred_shape = _normalize_shape(shape)
     y_pred = ir.input_value("y_pred", pred_shape)
-    uses_true = Y_TRUE in loss.expression.free_symbols or (
-        loss.weight is not None and Y_TRUE in loss.weight.free_symbols)
+    uses_true = loss.uses_y_true()
     y_true = None
     signature_in = []
     names = {}
@@ -269,9 +340,10 @@ def emit_loss(loss, opset=DEFAULT_OPSET, dtype="float32", shape=None, sample_wei
         signature_in.append((nm, pred_shape))
         names[extra[nm].id] = b.reserve(nm)
     sw = None
-    if sample_weight:
-        sw = ir.input_value("sample_weight", ("N",))
-        signature_in.append(("sample_weight", ("N",)))
+    weight_shape = _weight_shape(sample_weight)
+    if weight_shape is not None:
+        sw = ir.input_value("sample_weight", weight_shape)
+        signature_in.append(("sample_weight", weight_shape))
         names[sw.id] = b.reserve("sample_weight")
 
     value, _ = loss.build(y_pred, y_true, extra, sw)

@@ -152,6 +152,38 @@ class MeanSquaredError(Metric):
         return ir.elementwise((y_true.sym - y_pred.sym) ** 2, name=f"metric/{self.name}")
 
 
+class LossMetric(Metric):
+    """Any loss as a metric: a Loss, a catalogue name, an expression string or a function
+    f(y_true, y_pred) (resolve_loss). Its value is the loss of the batch under the loss's own
+    reduction ('none' is averaged); sample weights do not enter it, as for every metric."""
+
+    kind = "loss"
+    labels = "any"
+
+    def __init__(self, loss, name=None):
+        from .loss_spec import resolve_loss
+        self.loss = resolve_loss(loss)
+        if name is None:
+            name = loss if isinstance(loss, str) else self.loss.name
+        super().__init__(name)
+        if self.loss.inputs:
+            raise ParameterError(f"metric {self.name!r}: loss {self.loss.name!r} takes extra inputs "
+                                 f"{list(self.loss.inputs)}; a metric sees only y_true and y_pred")
+
+    def build(self, y_true, y_pred, sparse):
+        if (self.loss.labels == "sparse") != bool(sparse) and self.loss.uses_y_true():
+            want = "integer class labels" if self.loss.labels == "sparse" else "y_true shaped like y_pred"
+            raise ParameterError(f"metric {self.name!r}: loss {self.loss.name!r} takes {want}, which the "
+                                 "program's loss does not")
+        value, _ = self.loss.build(y_pred, y_true)
+        if value.shape != ():
+            value = _batch_mean(value, self.name)
+        return value
+
+    def get_config(self):
+        return {"name": self.name, "loss": self.loss.name}
+
+
 METRICS = {
     "binary_accuracy": BinaryAccuracy,
     "categorical_accuracy": CategoricalAccuracy,
@@ -166,7 +198,8 @@ ACCURACY = ("accuracy", "acc")
 
 
 def names():
-    return sorted(set(METRICS) | set(ALIASES) | set(ACCURACY))
+    from .metrics_stateful import STATEFUL, STATEFUL_ALIASES
+    return sorted(set(METRICS) | set(ALIASES) | set(ACCURACY) | set(STATEFUL) | set(STATEFUL_ALIASES))
 
 
 def resolve_accuracy(name, loss, pred_shape):
@@ -191,13 +224,28 @@ def get(identifier, loss=None, pred_shape=("N", 2)):
     if isinstance(identifier, Metric):
         return identifier
     if not isinstance(identifier, str):
-        raise ParameterError(f"a metric must be a name ({', '.join(names())}) or a Metric, got {identifier!r}")
+        from .loss import Loss
+        if isinstance(identifier, Loss) or callable(identifier):
+            return LossMetric(identifier)
+        raise ParameterError(f"a metric must be a name ({', '.join(names())}), a Metric, or a loss (a Loss, "
+                             f"a loss name, an expression string or a function f(y_true, y_pred)), "
+                             f"got {identifier!r}")
     key = identifier.lower()
     if key in ACCURACY:
         return resolve_accuracy(identifier, loss, pred_shape)
+    from .metrics_stateful import STATEFUL, STATEFUL_ALIASES, MeanIoU
+    stateful = STATEFUL_ALIASES.get(key, key)
+    if stateful == "mean_iou":
+        return MeanIoU(num_classes=max(int(pred_shape[-1]), 2), name=identifier)
+    if stateful in STATEFUL:
+        return STATEFUL[stateful](name=identifier)
     cls = METRICS.get(ALIASES.get(key, key))
     if cls is None:
-        raise unknown_name("metric", identifier, names())
+        from .errors import UnknownNameError
+        try:
+            return LossMetric(identifier)
+        except UnknownNameError:
+            raise unknown_name("metric", identifier, names()) from None
     return cls(name=identifier)
 
 
@@ -205,7 +253,7 @@ def get_list(identifiers, loss=None, pred_shape=("N", 2)):
     """Metrics for compile_model; names must be unique (they become output names)."""
     if identifiers is None:
         return []
-    if isinstance(identifiers, (str, Metric)):
+    if isinstance(identifiers, (str, Metric)) or callable(identifiers) or hasattr(identifiers, "build"):
         identifiers = [identifiers]
     out = [get(i, loss, pred_shape) for i in identifiers]
     seen = set()

@@ -22,7 +22,8 @@ from .autodiff import gradients
 from .bundle import Bundle, FORMAT, FORMAT_VERSION
 from .emit import DEFAULT_OPSET, OnnxBuilder, check, check_dtype, check_opset, emit_values, make_model
 from .errors import ParameterError, ShapeError
-from .loss import Loss
+from .loss import _weight_shape
+from .loss_spec import resolve_loss
 from .steps_loop import check_steps, steps_loop
 from .tidy import name_outputs, tidy
 
@@ -32,11 +33,17 @@ _KINDS = ("train_step", "gradients", "update", "eval", "inference")
 
 def compile_model(model, loss, optimizer, metrics=None, opset=DEFAULT_OPSET, dtype="float32", seed=None,
                   sample_weight=False, steps_per_execution=1, portable=False, loss_weights=None):
-    """Compile ``model`` with ``loss`` (a Loss or a catalogue name) and ``optimizer`` (an
-    Optimizer or a name) into a Program. ``metrics``: names or Metric objects, logged under
-    the given names. ``sample_weight=True`` adds a per-sample weight input (N,) to the
-    train_step, gradients and eval graphs. ``seed`` redraws the model's initial weights
-    (``model.initialize(seed)``) so that the bundle's initial state is reproducible.
+    """Compile ``model`` with ``loss`` and ``optimizer`` (an Optimizer or a name) into a
+    Program. ``loss``: a Loss, a catalogue name, an expression string such as
+    "(y_pred - y_true)**2", or a function f(y_true, y_pred) written with
+    symgrad.compiler.ops (compiler/loss_spec.py). ``metrics``: metric names, Metric objects,
+    or any loss of those four kinds (its batch value), logged under the given names.
+    ``sample_weight=True`` adds a per-sample weight input (N,) to the train_step, gradients
+    and eval graphs; a shape such as (None, T) declares it with that shape, to weigh each
+    time step (broadcast against the per-sample loss). Without it, fit still takes (N,)
+    sample weights and class weights through weighted graph variants (Program.bundle).
+    ``seed`` redraws the model's initial weights (``model.initialize(seed)``) so that the
+    bundle's initial state is reproducible.
     ``steps_per_execution=K`` (Keras's name) adds a ``train_loop`` graph that runs K
     training steps in one onnxruntime call (compiler/steps_loop.py); Trainer.fit uses it
     for every K full batches, and batch-level callbacks then run once per K steps.
@@ -52,11 +59,9 @@ def compile_model(model, loss, optimizer, metrics=None, opset=DEFAULT_OPSET, dty
 
 
 def _resolve_loss(loss):
-    if isinstance(loss, str):
-        from . import losses
-        loss = losses.get(loss)
-    if not isinstance(loss, Loss):
-        raise ParameterError(f"loss must be a Loss or a catalogue loss name, got {loss!r}")
+    """resolve_loss (a Loss, a catalogue name, an expression string or a function), plus
+    what a training program needs of it: a scalar and only y_true / y_pred as inputs."""
+    loss = resolve_loss(loss)
     if loss.reduction == "none":
         raise ParameterError(f"loss {loss.name!r} has reduction='none'; a training program needs a scalar loss "
                              "(accepted: 'sum', 'mean', 'sum_over_batch_size', 'weighted_mean')")
@@ -99,6 +104,8 @@ class Program:
         self.optimizer = optimizers.get(optimizer)
         self.sample_weight = bool(sample_weight)
         self.steps_per_execution = check_steps(steps_per_execution)
+        # True: (N,); a shape such as (None, T) weighs each time step (loss._weight_shape)
+        self._sw_shape = _weight_shape(sample_weight) if self.sample_weight else None
         self.input_shape = self.data_in[0].shape[1:] if len(self.data_in) == 1 else [d.shape[1:] for d in self.data_in]
         if seed is not None:
             if not hasattr(model, "initialize"):
@@ -118,11 +125,12 @@ class Program:
 
     # ------------------------------------------------------------ IR
     def _labels(self):
-        """One label input per output (integer class ids for a sparse loss)."""
+        """One label input per output, shaped as its loss takes y_true (integer class ids for
+        a sparse loss; (N, L) label sequences for CTC)."""
         ys = []
         for o, shape in zip(self.data_out, self.pred_shapes):
             sparse = o.loss.labels == "sparse"
-            ys.append(ir.input_value(o.label_name, tuple(shape[:-1]) if sparse else tuple(shape),
+            ys.append(ir.input_value(o.label_name, tuple(o.loss._input_shape("y_true", tuple(shape))),
                                      dtype="int64" if sparse else "float"))
         return ys
 
@@ -143,10 +151,21 @@ class Program:
         return ir.elementwise(total, name="loss/total"), parts
 
     def _metrics(self, trace, ys):
-        out = []
+        """[(output name, IR value)]: metric/<log> for batch metrics, state/<log>/<part> for
+        epoch metrics (compiler/metrics_stateful.py; the runtime accumulates them)."""
+        out, self.metric_states = [], {}
         for o, pred, y in zip(self.data_out, trace.outputs, ys):
             sparse = o.loss.labels == "sparse"
-            out += [(f"metric/{log}", m.build(y, pred, sparse)) for log, m in o.metrics]
+            for log, m in o.metrics:
+                if getattr(m, "stateful", False):
+                    parts = m.build_state(y, pred, sparse)
+                    out += [(f"state/{log}/{part}", v) for part, v, _ in parts]
+                    self.metric_states[log] = m.manifest_entry([(part, acc) for part, _, acc in parts])
+                    self.metric_states[log]["parts"] = {
+                        part: dict(spec, output=f"state/{log}/{part}")
+                        for part, spec in self.metric_states[log]["parts"].items()}
+                else:
+                    out.append((f"metric/{log}", m.build(y, pred, sparse)))
         return out
 
     def _heads(self, trace, ys):
@@ -161,10 +180,11 @@ class Program:
         infer = self.model.trace(x_arg, training=False)
         self.pred_shapes = [tuple(v.shape) for v in train.outputs]
         self.pred_shape = self.pred_shapes[0]
+        self._traces = (train, infer)
         program_io.attach_metrics(self.data_out, metric_ids, self.pred_shapes)
         self.metrics = [m for o in self.data_out for _, m in o.metrics]
         self._ys = self._labels()
-        self._sw = ir.input_value("sample_weight", ("N",)) if self.sample_weight else None
+        self._sw = ir.input_value("sample_weight", self._sw_shape) if self.sample_weight else None
 
         self.weights = list(train.weights)
         self.trainable = [w for w in self.weights if w.trainable]
@@ -234,6 +254,40 @@ class Program:
                            doc=f"symgrad {kind}: loss {self.loss.name}, optimizer {self.optimizer.name}")
         return check(tidy(model))
 
+    @ir.scoped
+    def _weighted_variants(self):
+        """{kind: graph} for 'train_step_weighted' and 'eval_weighted': the same graphs with a
+        sample_weight (N,) input, so that fit(sample_weight=..., class_weight=...) works on a
+        program compiled without one, while unweighted batches keep the lean graphs. Built on
+        first use (bundle()); a program compiled with sample_weight has none."""
+        if self.sample_weight:
+            return {}
+        if getattr(self, "_weighted", None) is None:
+            train, infer = self._traces
+            sw = ir.input_value("sample_weight", ("N",))
+            loss, parts = self._loss(train, self._ys, sw)
+            grads = gradients(loss, [w.value for w in self.trainable], scope="grad")
+            params = [(w.name, w.value) for w in self.trainable]
+            new_params, new_slots = self.optimizer.build_update(params, grads, self._slots, self._lr, self._step)
+
+            def losses_of(total, per):
+                out = {"loss": total}
+                if len(per) > 1:        # per-output losses of a multi-output model
+                    out.update((f"metric/{o.key}_loss", p) for o, p in zip(self.data_out, per))
+                return out
+            replace = losses_of(loss, parts)
+            replace.update((f"next/{w.name}", v) for w, v in zip(self.trainable, new_params))
+            replace.update((f"next/{n}", new_slots[n]) for n, *_ in self.slot_entries)
+            eval_replace = losses_of(*self._loss(infer, self._ys, sw))
+            labels = {y.name for y in self._ys}
+            for kind, repl in (("train_step", replace), ("eval", eval_replace)):
+                inputs, outputs = self._specs[kind]
+                at = max(i for i, (n, _) in enumerate(inputs) if n in labels) + 1
+                self._specs[f"{kind}_weighted"] = (inputs[:at] + [("sample_weight", sw)] + inputs[at:],
+                                                   [(n, repl.get(n, v)) for n, v in outputs])
+            self._weighted = {f"{k}_weighted": self._emit(f"{k}_weighted") for k in ("train_step", "eval")}
+        return self._weighted
+
     def inference_model(self, weights=None, opset=None):
         """The inference graph with the weights baked in as initializers (inputs: x only).
 
@@ -282,14 +336,8 @@ class Program:
                           loss_weight=o.weight, metrics=[log for log, _ in o.metrics])
                    for o, shape, y in zip(self.data_out, self.pred_shapes, self._ys)]
         if self._sw is not None:
-            data["sample_weight"] = _entry("sample_weight", ("N",), dt)
-        graphs = {}
-        for kind in _KINDS:
-            inputs, outputs = self._specs[kind]
-            entry = {"file": f"{kind}.onnx", "inputs": [n for n, _ in inputs], "outputs": [n for n, _ in outputs]}
-            if kind in ("train_step", "gradients", "update"):
-                entry["feeds"] = {n: n[len("next/"):] for n, _ in outputs if n.startswith("next/")}
-            graphs[kind] = entry
+            data["sample_weight"] = _entry("sample_weight", self._sw_shape, dt)
+        graphs = {kind: self._graph_entry(kind) for kind in _KINDS}
         return {
             "format": FORMAT, "format_version": FORMAT_VERSION, "symgrad_version": _version(),
             "opset": self.opset, "dtype": dt,
@@ -304,13 +352,32 @@ class Program:
             "optimizer": {"name": self.optimizer.name, "config": self.optimizer.get_config()},
             "loss": {"name": self.loss.name, "reduction": self.loss.reduction, "labels": self.loss.labels},
             "metrics": [log for o in self.data_out for log, _ in o.metrics],
+            **({"metric_states": self.metric_states} if self.metric_states else {}),
             "graphs": graphs,
         }
 
+    def _graph_entry(self, kind):
+        inputs, outputs = self._specs[kind]
+        entry = {"file": f"{kind}.onnx", "inputs": [n for n, _ in inputs], "outputs": [n for n, _ in outputs]}
+        if kind.startswith(("train_step", "gradients", "update")):
+            entry["feeds"] = {n: n[len("next/"):] for n, _ in outputs if n.startswith("next/")}
+        return entry
+
     def bundle(self):
-        """The artifact bundle (compiler/bundle.py): manifest, serialized graphs, state."""
-        graphs = {kind: model.SerializeToString() for kind, model in self.graphs.items()}
-        return Bundle(self.manifest, graphs, self.state)
+        """The artifact bundle (compiler/bundle.py): manifest, serialized graphs, state.
+        Without a compiled sample_weight input it also holds train_step_weighted and
+        eval_weighted, used only for weighted batches (manifest data.sample_weight has
+        "optional": true)."""
+        all_graphs = dict(self.graphs, **self._weighted_variants())
+        graphs = {kind: model.SerializeToString() for kind, model in all_graphs.items()}
+        manifest = self.manifest
+        if len(all_graphs) > len(self.graphs):
+            manifest = dict(manifest, data=dict(manifest["data"]), graphs=dict(manifest["graphs"]))
+            manifest["data"]["sample_weight"] = _entry("sample_weight", ("N",), self.dtype, optional=True)
+            for kind in all_graphs:
+                if kind not in self.graphs:
+                    manifest["graphs"][kind] = self._graph_entry(kind)
+        return Bundle(manifest, graphs, self.state)
 
     def save(self, path):
         """Write the bundle folder atomically; returns the path."""

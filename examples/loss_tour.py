@@ -22,9 +22,14 @@ def sample_inputs(loss, n=4, classes=3, seed=0):
     (0, 1) for y_pred and y_true (every catalogue loss is defined there), and positive
     values for extra inputs such as a variance."""
     rng = np.random.default_rng(seed)
-    y_pred = rng.uniform(0.05, 0.95, (n, classes)).astype(np.float32)
+    shape = (n,) + tuple(loss.example_shape[1:]) if loss.example_shape else (n, classes)
+    y_pred = rng.uniform(0.05, 0.95, shape).astype(np.float32)
     feeds = {"y_pred": y_pred}
-    if loss.labels == "sparse":
+    if len(shape) == 3:                 # label sequences (CTC): 3 labels in 1..C-1, then 0 (blank) padding
+        labels = np.zeros(shape[:2], np.int64)
+        labels[:, :3] = rng.integers(1, shape[-1], (n, 3))
+        feeds["y_true"] = labels
+    elif loss.labels == "sparse":
         feeds["y_true"] = rng.integers(0, classes, n).astype(np.int64)
     else:
         feeds["y_true"] = np.eye(classes, dtype=np.float32)[rng.integers(0, classes, n)]
@@ -37,7 +42,7 @@ def tour(names, show_latex=False):
     rows = []
     for name in names:
         loss = losses.get(name)
-        model = loss.to_onnx(opset=17)
+        model = loss.to_onnx(opset=17, shape=loss.example_shape)
         session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
         wanted = {i.name for i in session.get_inputs()}
         feeds = {k: v for k, v in sample_inputs(loss).items() if k in wanted}

@@ -91,7 +91,8 @@ def cmd_loss(args):
         raise CLIError("give a catalogue NAME or -e EXPR, not both")
     if args.expression is not None:
         reduction = params.pop("reduction", "sum_over_batch_size")
-        loss = Loss.from_expression(args.expression, reduction=reduction, params=params or None)
+        name = os.path.splitext(os.path.basename(args.output))[0] if args.output else None   # -o NAME.onnx names it
+        loss = Loss.from_expression(args.expression, reduction=reduction, params=params or None, name=name)
     elif args.name is not None:
         loss = losses.get(args.name, **params)
     else:

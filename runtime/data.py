@@ -135,7 +135,8 @@ class ArrayBatches:
         return rng.permutation(self.n) if self.shuffle else None
 
     def batches(self, order, get_plan, skip=0):
-        """Yield one filled Plan per batch, from batch ``skip`` on."""
+        """Yield one filled Plan per batch, from batch ``skip`` on. ``get_plan(n, weighted)``
+        gives the plan for n samples (weighted: the batch carries sample weights)."""
         for plan, _ in self.executions(order, get_plan, skip=skip):
             yield plan
 
@@ -162,7 +163,7 @@ class ArrayBatches:
             size = min(bs, self.n - b * bs)
             entry = singles.get(size)
             if entry is None:
-                plan = get_plan(size)
+                plan = get_plan(size, "sample_weight" in self.arrays)
                 entry = singles[size] = (plan, [(src, plan.host[name]) for name, src in self.arrays.items()])
             plan, fills = entry
             self._fill(fills, b, order)
@@ -231,7 +232,7 @@ class IterableBatches:
                 continue
             arrays = self.check(_as_tuple(item, self.roles))
             n = len(next(iter(arrays.values())))
-            plan = get_plan(n)
+            plan = get_plan(n, "sample_weight" in arrays)
             for name, src in arrays.items():
                 np.copyto(plan.host[name], src)
             b += 1

@@ -76,7 +76,9 @@ class Inputs:
         # classes: {label input name: number of classes} (a single int: the one label's)
         self.classes = classes if isinstance(classes, dict) else (
             {self.y_specs[0].name: classes} if self.y_specs else {})
-        self.weighted = "sample_weight" in self.specs
+        # weighted: every graph takes sample_weight; optional: only the *_weighted variants do
+        self.can_weight = "sample_weight" in self.specs
+        self.weighted = self.can_weight and not data["sample_weight"].get("optional", False)
 
     # ------------------------------------------------------------ arrays
     def arrays(self, x, y=None, sample_weight=None, class_weight=None, need_y=True, what=""):
@@ -94,9 +96,10 @@ class Inputs:
                                              what=(f"y[{spec.key!r}]" if several_y else "y") + what)
             w = None
             if sample_weight is not None:
-                if not self.weighted:
-                    raise DataError("this program was compiled without a sample_weight input; compile it with "
-                                    "sample_weight=True to train with sample weights")
+                if not self.can_weight:
+                    raise DataError("this program was compiled without a sample_weight input and its bundle has "
+                                    "no weighted graph variants (a bundle from before them, or built by hand); "
+                                    "compile it again, or with sample_weight=True")
                 w = check_array(sample_weight, specs["sample_weight"], what="sample_weight" + what)
             if class_weight is not None:
                 if len(self.y_specs) > 1:
@@ -118,8 +121,9 @@ class Inputs:
     def _class_weights(self, class_weight, y, w):
         if not isinstance(class_weight, dict):
             raise ParameterError(f"class_weight must be a dict {{class index: weight}}, got {type(class_weight).__name__}")
-        if not self.weighted:
-            raise DataError("class_weight needs a sample_weight input; compile the program with sample_weight=True")
+        if not self.can_weight:
+            raise DataError("class_weight needs graphs with a sample_weight input; this bundle has none (it "
+                            "predates weighted variants): compile it again, or with sample_weight=True")
         labels = (y if y.ndim == 1 else y.argmax(-1)).astype(np.int64)
         classes = self.classes.get(self.specs["y"].name)      # the one output's (None: not integer labels)
         # the table is sized by the classes (or the labels present), never by a key's value

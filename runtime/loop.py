@@ -12,6 +12,8 @@ dict they receive (running means, as Keras), exist only when a callback uses the
 """
 import numpy as np
 
+from .metric_state import MetricStates
+
 _GROW = 64
 
 
@@ -95,11 +97,12 @@ def local_step(tr, split, cbl):
     return step
 
 
-def run_train_batches(tr, executions, cbl, prog, split):
+def run_train_batches(tr, executions, cbl, prog, split, states=None):
     """``executions`` yields (plan, k): k = 1 for a train_step (or gradients) plan, k > 1
     for a train_loop plan holding k stacked batches. Batch hooks run once per execution,
     as in Keras with steps_per_execution: begin with its first batch index, end with its
-    last and the running means up to it."""
+    last and the running means up to it. ``states`` accumulates epoch metrics (k = 1 only:
+    a train_loop does not output them, see _executions)."""
     step = tr._step_runner(split, cbl)        # local_step, or the data-parallel one (runtime/distributed)
     begin = cbl.on_train_batch_begin if cbl.has("on_train_batch_begin") else None
     end = cbl.on_train_batch_end if cbl.has("on_train_batch_end") else None
@@ -120,21 +123,30 @@ def run_train_batches(tr, executions, cbl, prog, split):
             prog.grow()
         prog.records[b:b + k] = scalars
         prog.sizes[b:b + k] = plan.n
+        if states:
+            states.update(plan.outputs)
         b += k
         prog.batch = b
         if end is not None:
+            tr.batch_logs = dict(zip(names, prog.records[b - 1].tolist()), size=plan.n)   # the last batch alone
             acc += prog.records[b - k:b].sum(0) * plan.n
             count += plan.n * k
-            end(b - 1, dict(zip(names, (acc / count).tolist())))
+            logs = dict(zip(names, (acc / count).tolist()))
+            if states:
+                logs.update(states.results(running=True))
+            end(b - 1, logs)
         if tr.stop_training:
             break
 
 
-def _executions(tr, train, order, kind, skip, split):
+def _executions(tr, train, order, kind, skip, single):
     """(plan, k) pairs for one epoch: K full batches per train_loop run when the bundle
-    has one (steps_per_execution=K) and per-step hooks are not needed, else single steps."""
-    get_plan = lambda n: tr._plan(kind, n)   # noqa: E731
-    steps = 1 if split else tr._loop_steps()
+    has one (steps_per_execution=K) and neither per-step hooks nor epoch metrics (which a
+    train_loop does not output) need single steps, else single steps."""
+    get_plan = lambda n, w=False: tr._plan(kind, n, w)   # noqa: E731
+    # weighted batches of a program compiled without sample weights run train_step_weighted
+    reweighted = "sample_weight" in getattr(train, "arrays", {}) and not tr._inputs.weighted
+    steps = 1 if single or reweighted else tr._loop_steps()
     if steps > 1 and hasattr(train, "executions"):
         return train.executions(order, get_plan, lambda n: tr._plan("train_loop", n), steps, skip=skip)
     return ((plan, 1) for plan in train.batches(order, get_plan, skip=skip))
@@ -147,6 +159,7 @@ def fit_loop(tr, train, val, epochs, initial_epoch, cbl, validation_freq, split)
     kind = tr._train_kind(split)
     gs = tr._session(kind)
     names = [log_name(o) for o in gs.scalar_names]
+    states = MetricStates(tr.manifest, gs.outputs)
     data_info = {"n": getattr(train, "n", None), "batch_size": getattr(train, "batch_size", None),
                  "shuffle": getattr(train, "shuffle", False)}
     try:
@@ -174,9 +187,11 @@ def fit_loop(tr, train, val, epochs, initial_epoch, cbl, validation_freq, split)
             else:
                 prog = tr._progress = Progress(epoch, tr.rng.bit_generator.state, names, train.steps, data_info)
                 order = train.order(tr.rng)
-            executions = _executions(tr, train, order, kind, prog.batch, split)
-            run_train_batches(tr, executions, cbl, prog, split)
+            executions = _executions(tr, train, order, kind, prog.batch, split or bool(states))
+            states.reset()          # a mid-epoch resume restarts them from the resumed batch
+            run_train_batches(tr, executions, cbl, prog, split, states)
             epoch_logs = prog.logs()
+            epoch_logs.update(states.results())
             if val is not None and (epoch + 1) % validation_freq == 0:
                 val_logs = evaluate_loop(tr, val, cbl)
                 epoch_logs.update(("val_" + k, v) for k, v in val_logs.items())
@@ -203,15 +218,23 @@ def evaluate_loop(tr, source, cbl):
     acc = np.zeros(len(names))
     count = 0
     parity = tr._store.parity
-    for b, plan in enumerate(source.batches(None, lambda n: tr._plan("eval", n))):
+    states = MetricStates(tr.manifest, gs.outputs)
+    for b, plan in enumerate(source.batches(None, lambda n, w=False: tr._plan("eval", n, w))):
         if begin is not None:
             begin(b, None)
         plan.run[parity]()
         acc += plan.read_scalars() * plan.n
         count += plan.n
+        if states:
+            states.update(plan.outputs)
         if end is not None:
-            end(b, dict(zip(names, (acc / count).tolist())))
+            logs = dict(zip(names, (acc / count).tolist()))
+            if states:
+                logs.update(states.results(running=True))
+            end(b, logs)
     logs = dict(zip(names, (acc / max(count, 1)).tolist()))
+    if states:
+        logs.update(states.results())
     cbl.on_test_end(logs)
     return logs
 
@@ -224,7 +247,7 @@ def predict_loop(tr, source, cbl):
     cbl.on_predict_begin(None)
     parts = {o: [] for o in outputs}
     parity = tr._store.parity
-    for b, plan in enumerate(source.batches(None, lambda n: tr._plan("inference", n))):
+    for b, plan in enumerate(source.batches(None, lambda n, w=False: tr._plan("inference", n))):
         if begin is not None:
             begin(b, None)
         plan.run[parity]()

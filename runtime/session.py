@@ -82,7 +82,8 @@ class GraphSession:
         # and are no gradient
         scalar_shape = [] if self.steps == 1 else [self.steps]
         self.scalar_names = [o for o, arg in self.outputs.items()
-                             if o not in feeds and not o.startswith("grad/") and list(arg.shape) == scalar_shape]
+                             if o not in feeds and not o.startswith(("grad/", "state/"))
+                             and list(arg.shape) == scalar_shape]
         self._run = self.session._sess.run_with_iobinding if hasattr(self.session, "_sess") else None
 
     def runner(self, binding):

@@ -19,6 +19,7 @@ from symgrad.compiler.errors import BundleError, DataError, ParameterError, Shap
 from . import checkpoint, export as export_mod, loop
 from .callbacks.callback_list import CallbackList
 from .inputs import Inputs
+from .metric_state import MetricStates
 from .providers import resolve_device, session_options
 from .session import GraphSession, Plan, StateStore, aligned_zeros, np_type, on_device
 from .views import OptimizerView, reject_unknown
@@ -42,7 +43,9 @@ class Trainer:
     ``session_options=ort.SessionOptions()``; ``device_id`` and ``provider_options``.
 
     Attributes a callback may use: ``stop_training``, ``learning_rate`` (settable, no
-    recompiling), ``history``, ``step``, ``epoch``, ``optimizer`` (Keras-style view).
+    recompiling), ``history``, ``step``, ``epoch``, ``optimizer`` (Keras-style view),
+    ``batch_logs`` (the last training batch's own loss and metrics, set when a batch-end
+    hook listens; Keras-named hooks get running means in ``logs``, TF.js' onBatchEnd gets these).
     """
 
     def __init__(self, program, provider="cpu", seed=None, **session_opts):
@@ -90,6 +93,7 @@ class Trainer:
         self._last_steps = 1            # steps the last run made (K for a train_loop run)
         self.stop_training = False
         self.history = None
+        self.batch_logs = None      # the last training batch's own loss and metrics (TF.js' batch logs)
         self._callbacks = self._progress = self._resume = None
         self.weight_names = _weight_order(m, self.program)
         self.optimizer = OptimizerView(self)
@@ -147,7 +151,16 @@ class Trainer:
             return 1
         return int(spec.get("steps", 1))
 
-    def _plan(self, kind, n):
+    def _plan(self, kind, n, weighted=False):
+        """The plan of graph ``kind`` for n samples; a weighted batch on a program compiled
+        without sample weights runs the <kind>_weighted variant (same outputs, no recompiling)."""
+        if weighted and not self._inputs.weighted:
+            variant = f"{kind}_weighted"
+            if variant not in self.manifest["graphs"]:
+                raise DataError(f"sample weights on the {kind!r} graph need compile_model(..., sample_weight=True) "
+                                "(callbacks overriding on_after_backward/on_before_optimizer_step split the step "
+                                "into gradients + update, which have no weighted variant)")
+            kind = variant
         plans = self._plans.setdefault(kind, {})
         plan = plans.get(n)
         if plan is None:
@@ -192,6 +205,8 @@ class Trainer:
         self.stop_training = value
 
     def metric_direction(self, name):
+        if name in (self.manifest.get("metric_states") or {}):      # precision, recall, F1, AUC, IoU: higher is better
+            return "max"
         for m in self.manifest.get("metrics", []):
             if isinstance(m, dict) and m.get("name") == name and m.get("direction") in ("up", "down"):
                 return "max" if m["direction"] == "up" else "min"
@@ -272,7 +287,7 @@ class Trainer:
 
     def _single_batch(self, kind, arrays):
         n = len(next(iter(arrays.values())))
-        plan = self._plan(kind, n)
+        plan = self._plan(kind, n, "sample_weight" in arrays)
         for name, array in arrays.items():
             np.copyto(plan.host[name], array)
         return plan
@@ -288,14 +303,23 @@ class Trainer:
         self._store.parity ^= 1
         self._step += 1
         self._last_steps = 1
-        logs = dict(zip([loop.log_name(o) for o in plan.scalar_names], plan.read_scalars().tolist()))
+        logs = self._batch_logs(plan)
         return logs if return_dict else (logs["loss"] if len(logs) == 1 else list(logs.values()))
 
     def test_on_batch(self, x, y=None, sample_weight=None, return_dict=False):
         plan = self._single_batch("eval", self._inputs.arrays(x, y, sample_weight))
         plan.run[self._store.parity]()
-        logs = dict(zip([loop.log_name(o) for o in plan.scalar_names], plan.read_scalars().tolist()))
+        logs = self._batch_logs(plan)
         return logs if return_dict else (logs["loss"] if len(logs) == 1 else list(logs.values()))
+
+    def _batch_logs(self, plan):
+        """Loss and metrics of one batch (stateful metrics over this batch alone)."""
+        logs = dict(zip([loop.log_name(o) for o in plan.scalar_names], plan.read_scalars().tolist()))
+        states = MetricStates(self.manifest, plan.outputs)
+        if states:
+            states.update(plan.outputs)
+            logs.update(states.results())
+        return logs
 
     def predict_on_batch(self, x):
         plan = self._single_batch("inference", self._inputs.arrays(x, need_y=False))

@@ -392,3 +392,21 @@ def test_runtime_verbs_do_not_import_sympy(workdir, tmp_path):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
     assert "SYMPY False" in out.stdout
+
+
+def test_loss_expression_takes_its_name_from_the_output_file(capsys, tmp_path):
+    rc, out, _ = cli(capsys, "loss", "-e", "abs(y_pred - y_true)**3", "-o", tmp_path / "cubic.onnx")
+    assert rc == 0 and "loss 'cubic'" in out
+    yt, yp = np.zeros((2, 2), np.float32), np.array([[1, -2], [3, 0.5]], np.float32)
+    res, model = ort_run(tmp_path / "cubic.onnx", y_true=yt, y_pred=yp)
+    assert float(res["loss"]) == pytest.approx(np.mean(np.abs(yp) ** 3), rel=1e-6)
+    np.testing.assert_allclose(res["grad_y_pred"], 3 * yp * np.abs(yp) / yp.size, rtol=1e-5)
+
+
+def test_explain_prints_the_textbook_derivative_of_categorical_crossentropy(capsys):
+    rc, out, _ = cli(capsys, "explain", "categorical_crossentropy")
+    assert rc == 0
+    derivative = re.search(r"dL/dy_pred = (.*)", out).group(1)
+    assert "Heaviside" not in derivative and len(derivative) < 80, derivative
+    assert derivative == "sum(y_true/sum(y_pred, axis=1), axis=1) - y_true/y_pred"
+    assert "inside the clip range" in out and "label_smoothing = 0" in out

@@ -12,15 +12,20 @@ each entry's docstring says which library's convention it follows.
 """
 from ..errors import ParameterError
 from ..loss import Loss
-from . import regression, crossentropy, hinge, similarity, multi_input  # noqa: F401  (registration)
+from . import regression, crossentropy, hinge, similarity, multi_input, tfjs, pytorch, ctc, circle  # noqa: F401  (registration)
 from .registry import ALIASES, CATEGORIES, ENTRIES, resolve
 
-__all__ = ["names", "aliases", "get", "entry", "explain", "render_docs", "CATEGORIES"]
+__all__ = ["names", "class_names", "aliases", "get", "entry", "explain", "render_docs", "CATEGORIES"]
 
 
 def names():
-    """Every catalogue entry's canonical snake_case name, sorted."""
-    return sorted(ENTRIES)
+    """Every catalogue entry's canonical snake_case name, sorted (PyTorch class names: ``class_names()``)."""
+    return sorted(n for n, e in ENTRIES.items() if e.category != "pytorch")
+
+
+def class_names():
+    """The PyTorch loss classes accepted under their own names (``losses.get("CrossEntropyLoss")``)."""
+    return sorted(n for n, e in ENTRIES.items() if e.category == "pytorch")
 
 
 def aliases():

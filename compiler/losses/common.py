@@ -5,7 +5,7 @@ import numpy as np
 import sympy
 
 from ..errors import ParameterError
-from ..loss import Y_PRED, Y_TRUE, REDUCTIONS
+from ..loss import Y_PRED, Y_TRUE, check_reduction as _canonical_reduction
 from ..params import check_choice, check_number
 from .tensors import class_vector
 
@@ -35,7 +35,16 @@ def check_axis(owner, name, value):
 def check_reduction(owner, value, default=DEFAULT_REDUCTION):
     if value is None:
         return default
-    return check_choice(owner, "reduction", value, REDUCTIONS)
+    return _canonical_reduction(owner, value)
+
+
+def check_axes(owner, name, value):
+    """None (every axis, Keras' default for Dice), an integer axis or a tuple of them."""
+    if value is None:
+        return None
+    if isinstance(value, (tuple, list)) and value:
+        return tuple(check_axis(owner, name, v) for v in value)
+    return check_axis(owner, name, value)
 
 
 def check_clip_epsilon(owner, value, name="epsilon"):

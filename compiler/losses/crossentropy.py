@@ -47,16 +47,19 @@ def _sparse_weight(onehot, class_weight, ignore_index):
     return None
 
 
-@register("classification", aliases=("bce", "binary_cross_entropy", "log_loss"),
-          from_logits="bool", label_smoothing="halfopen_unit", pos_weight="weight?", epsilon="clip_epsilon")
-def binary_crossentropy(from_logits=False, label_smoothing=0.0, pos_weight=None, epsilon=1e-7, reduction=None):
+@register("classification", aliases=("bce", "binary_cross_entropy"),
+          from_logits="bool", label_smoothing="halfopen_unit", pos_weight="weight?", epsilon="clip_epsilon",
+          epsilon_mode="choice:clip,add")
+def binary_crossentropy(from_logits=False, label_smoothing=0.0, pos_weight=None, epsilon=1e-7, epsilon_mode="clip",
+                        reduction=None):
     """Binary cross-entropy: -(w+ * y log p + (1 - y) log(1 - p)), mean over the last axis.
 
     Convention: Keras BinaryCrossentropy. Probabilities are clipped to [epsilon, 1 - epsilon]
     (epsilon = 1e-7, so the loss saturates at about 16.1; PyTorch BCELoss clamps log at -100
     instead). from_logits=True uses y*softplus(-z) + (1 - y)*softplus(z), PyTorch
     BCEWithLogitsLoss. Labels are smoothed as y*(1 - s) + s/2. pos_weight (PyTorch; a number,
-    or one per class of the last axis) multiplies the positive term.
+    or one per class of the last axis) multiplies the positive term. epsilon_mode='add' is
+    TF.js logLoss' guard instead of the clip: log(p + epsilon) and log(1 - p + epsilon).
     """
     ls = sym("label_smoothing")
     t = y * (1 - ls) + ls / 2
@@ -70,8 +73,11 @@ def binary_crossentropy(from_logits=False, label_smoothing=0.0, pos_weight=None,
     else:
         eps = sym("epsilon")
         params["epsilon"] = epsilon
-        q = clip(p, eps, 1 - eps)
-        per = -(w * t * log(q) + (1 - t) * log(1 - q))
+        if epsilon_mode == "add":
+            per = -(w * t * log(p + eps) + (1 - t) * log(1 - p + eps))
+        else:
+            q = clip(p, eps, 1 - eps)
+            per = -(w * t * log(q) + (1 - t) * log(1 - q))
     return spec(ops.mean(per), params=params)
 
 
@@ -224,3 +230,16 @@ def poly1_crossentropy(epsilon=2.0, from_logits=False, axis=-1, reduction=None):
     e = sym("epsilon")
     q, logq = _log_probs(from_logits, axis, sympy.Float(KERAS_EPSILON))
     return spec(-ops.sum(y * logq, axis) + e * ops.sum(y * (1 - q), axis), params={"epsilon": epsilon})
+
+
+@register("classification", aliases=("gce", "generalized_cross_entropy"), q="open_unit")
+def categorical_generalized_cross_entropy(q=0.5, reduction=None):
+    """Generalized cross-entropy (noise-robust): (1 - p[label]^q) / q with integer labels (int64).
+
+    Convention: Keras CategoricalGeneralizedCrossEntropy (Zhang & Sabuncu 2018; q in (0, 1),
+    default 0.5; q -> 0 approaches cross-entropy, q = 1 is MAE). y_pred holds probabilities,
+    used as given (no clipping, as Keras), so the gradient is infinite where p[label] = 0.
+    """
+    qs = sym("q")
+    p_label = ops.sum(ops.one_hot(y, p) * p)
+    return spec((1 - p_label ** qs) / qs, params={"q": q}, labels="sparse")

@@ -12,7 +12,7 @@ import sympy
 
 from ..atomic import write_text
 from ..build import canonical_signs as canonical
-from ..loss import Y_TRUE, _LATEX_NAMES
+from ..loss import Y_PRED, Y_TRUE, Loss, _LATEX_NAMES
 from .registry import ALIASES, CATEGORIES, ENTRIES, resolve
 
 DEFAULT_PATH = Path(__file__).resolve().parents[2] / "docs" / "losses.md"
@@ -33,6 +33,11 @@ probabilities, and PyTorch's weighted mean sum(w*L) / sum(w) for class weights o
 labels. Every entry accepts `reduction=` one of `none`, `sum`, `mean`,
 `sum_over_batch_size`, `weighted_mean`.
 
+PyTorch's loss classes are entries under their class names (`CrossEntropyLoss`,
+`nn.BCEWithLogitsLoss`, ...), with PyTorch's argument names, defaults and reductions
+(`none`, `mean`, `sum`; `batchmean` for `KLDivLoss`): elementwise PyTorch losses stay per
+element, so `reduction='none'` returns y_pred's shape.
+
 In the formulas, `sum`, `mean` and `max` reduce over the axis shown and keep it (size 1);
 `n` is the number of elements a mean divides by.
 """
@@ -50,6 +55,8 @@ def _inputs_line(loss):
     parts = []
     if Y_TRUE not in loss.expression.free_symbols:
         pass
+    elif hasattr(loss, "max_label_length"):           # CTC: label sequences, not one label per step
+        parts.append("`y_true`: (N, L) int64 label sequences padded at the end")
     elif loss.labels == "sparse":
         parts.append("`y_true`: int64 labels, shaped like y_pred without its last axis")
     else:
@@ -57,6 +64,37 @@ def _inputs_line(loss):
     parts.append("`y_pred`")
     parts += [f"`{n}`: shaped like y_pred" for n in loss.inputs]
     return "; ".join(parts)
+
+
+def _is_clip(e):
+    return isinstance(e, sympy.Min) and e.has(Y_PRED) and any(isinstance(a, sympy.Max) for a in e.args)
+
+
+def _unclip(e):
+    inner = next(a for a in e.args if isinstance(a, sympy.Max))
+    return next(a for a in inner.args if a.has(Y_PRED))
+
+
+def readable(loss):
+    """(a Loss for display, the conditions it assumes): the probability clip
+    min(max(p, eps), 1 - eps) taken as p (its inside, where the gradient is not cut) and
+    parameters whose value is 0 dropped, so the printed derivative reads as the textbook one."""
+    expr = loss.expression.replace(_is_clip, _unclip)
+    zero = {s: sympy.S.Zero for s, v in loss.params.items() if v == 0}
+    expr = expr.xreplace(zero)
+    notes = []
+    if expr != loss.expression.xreplace(zero):
+        notes.append("inside the clip range epsilon < p < 1 - epsilon (outside it the clipped term has zero gradient)")
+    if zero and loss.expression.xreplace(zero) != loss.expression:
+        notes.append(", ".join(f"{s.name} = 0" for s in zero))
+    if not notes:
+        return loss, ""
+    try:
+        shown = Loss(expr, name=loss.name, params={s.name: v for s, v in loss.params.items() if s not in zero},
+                     inputs=loss.inputs, labels=loss.labels)
+    except Exception:   # noqa: BLE001 - the display form is a convenience; fall back to the exact one
+        return loss, ""
+    return shown, "; ".join(notes)
 
 
 def _section(entry, loss, level="##"):
@@ -71,9 +109,10 @@ def _section(entry, loss, level="##"):
             params.append(f"`{k}={v!r}` ({entry.describe_rule(k)})")
     out.append("- Parameters: " + ", ".join(params))
     out.append("- Inputs: " + _inputs_line(loss))
-    out += ["", "Loss before the reduction, and its derivative:", "", "```text",
-            f"L = {loss.expression}"]
-    grads = [(w, canonical(loss.gradient_expression(w))) for w in loss.differentiable_inputs()]
+    shown, assumed = readable(loss)
+    out += ["", "Loss before the reduction, and its derivative"
+            + (f" ({assumed})" if assumed else "") + ":", "", "```text", f"L = {loss.expression}"]
+    grads = [(w, canonical(shown.gradient_expression(w))) for w in loss.differentiable_inputs()]
     for w, g in grads:
         out.append(f"dL/d{w} = {g}")
     if loss.weight is not None:
@@ -96,7 +135,7 @@ def render_docs():
         for e in ENTRIES.values():
             if e.category == category:
                 aliases = ", ".join(f"`{a}`" for a in e.aliases)
-                out.append(f"| [`{e.name}`](#{e.name}) | {aliases} | {e.summary.replace('|', chr(92) + '|')} |")
+                out.append(f"| [`{e.name}`](#{e.name.lower()}) | {aliases} | {e.summary.replace('|', chr(92) + '|')} |")
     out.append("")
     for category, title in CATEGORIES.items():
         out += [f"## {title}", ""]

@@ -12,23 +12,27 @@ import re
 from ..errors import ParameterError, UnknownNameError
 from ..loss import Loss
 from ..params import RULES as NUMBER_RULES, check_choice, check_number, check_int
-from .common import check_axis, check_bool, check_clip_epsilon, check_reduction, check_vector
+from .common import check_axes, check_axis, check_bool, check_clip_epsilon, check_reduction, check_vector
 
 CATEGORIES = {
     "regression": "Regression",
     "classification": "Classification",
     "similarity": "Similarity and segmentation",
     "multi_input": "Multi-input",
+    "sequence": "Sequence",
+    "tfjs": "TensorFlow.js core losses (tf.losses.*: per element, SUM_BY_NONZERO_WEIGHTS)",
+    "pytorch": "PyTorch class names (PyTorch's arguments, defaults and reductions)",
 }
 ENTRIES = {}        # canonical name -> Entry, in declaration order
 ALIASES = {}        # alias -> canonical name
+CLASS_NAMES = {}    # 'crossentropyloss' -> 'CrossEntropyLoss' (entries named by a PyTorch class)
 
 
 class Entry:
     """One catalogue loss: ``declare(**params)`` returns the keyword arguments of ``Loss``."""
 
-    def __init__(self, func, category, aliases, rules):
-        self.name = func.__name__
+    def __init__(self, func, category, aliases, rules, name=None):
+        self.name = name or func.__name__
         self.declare = func
         self.category = category
         self.aliases = tuple(aliases)
@@ -45,8 +49,8 @@ class Entry:
         return self.doc.split("\n\n", 1)[0].replace("\n", " ")
 
     def describe_rule(self, pname):
-        if pname == "reduction":
-            return "one of none, sum, mean, sum_over_batch_size, weighted_mean"
+        if pname == "reduction" and pname not in self.rules:
+            return "one of none, sum, mean, sum_over_batch_size, weighted_mean, sum_by_nonzero_weights"
         rule = self.rules[pname]
         optional = rule.endswith("?")
         rule = rule.rstrip("?")
@@ -58,6 +62,9 @@ class Entry:
 
     def check(self, params):
         owner = f"loss {self.name!r}"
+        # TF.js spells parameters in camelCase (labelSmoothing): the same parameter
+        params = {normalize(k) if k not in self.defaults and normalize(k) in self.defaults else k: v
+                  for k, v in params.items()}
         unknown = [k for k in params if k not in self.defaults]
         if unknown:
             bad = unknown[0]
@@ -68,7 +75,7 @@ class Entry:
         values = dict(self.defaults)
         values.update(params)
         for k, v in values.items():
-            if k == "reduction":
+            if k == "reduction" and k not in self.rules:
                 values[k] = check_reduction(owner, v, default=None)
             else:
                 values[k] = _check(owner, k, v, self.rules[k])
@@ -77,16 +84,19 @@ class Entry:
     def make(self, **params):
         values = self.check(params)
         spec = self.declare(**values)
-        reduction = values.get("reduction") or spec.pop("default_reduction", "sum_over_batch_size")
+        # an entry may map its own reduction names (PyTorch's 'batchmean') to Loss reductions
+        reduction = spec.pop("reduction", None) or values.get("reduction") \
+            or spec.pop("default_reduction", "sum_over_batch_size")
         spec.pop("default_reduction", None)
-        loss = Loss(spec.pop("expr"), reduction=reduction, name=self.name, doc=self.doc, **spec)
+        cls, extra = spec.pop("loss_class", Loss), spec.pop("loss_kwargs", {})
+        loss = cls(spec.pop("expr"), reduction=reduction, name=self.name, doc=self.doc, **spec, **extra)
         loss.config = {k: v for k, v in values.items() if k != "reduction"}
-        loss.config["reduction"] = reduction
+        loss.config["reduction"] = values.get("reduction") or reduction
         return loss
 
 
 _RULE_TEXT = {
-    "bool": "True or False", "axis": "an integer axis", "int": "an integer",
+    "bool": "True or False", "axis": "an integer axis", "axes": "an integer axis or a tuple of them", "int": "an integer",
     "vector": "a sequence of numbers >= 0, one per class",
     "weight": "a number >= 0 or a sequence of numbers >= 0, one per class",
     "clip_epsilon": "a number in (0, 0.5)",
@@ -102,6 +112,8 @@ def _check(owner, name, value, rule):
         return check_bool(owner, name, value)
     if rule == "axis":
         return check_axis(owner, name, value)
+    if rule == "axes":
+        return check_axes(owner, name, value)
     if rule == "int":
         return check_int(owner, name, value)
     if rule == "vector":
@@ -115,13 +127,16 @@ def _check(owner, name, value, rule):
     return check_number(owner, name, value, rule)
 
 
-def register(category, aliases=(), **rules):
-    """Decorator: add the function to the catalogue under its own name."""
+def register(category, aliases=(), name=None, **rules):
+    """Decorator: add the function to the catalogue under its own name (or ``name``, a
+    class name such as 'CrossEntropyLoss', matched exactly up to case)."""
     def deco(func):
-        entry = Entry(func, category, aliases, rules)
-        if entry.name in ENTRIES:
-            raise TypeError(f"duplicate catalogue entry {entry.name}")
+        entry = Entry(func, category, aliases, rules, name)
+        if entry.name in ENTRIES or any(a in ALIASES or a in ENTRIES for a in entry.aliases):
+            raise TypeError(f"duplicate catalogue entry or alias {entry.name}")
         ENTRIES[entry.name] = entry
+        if name is not None:
+            CLASS_NAMES[name.lower()] = name
         for a in entry.aliases:
             ALIASES[a] = entry.name
         return func
@@ -142,19 +157,43 @@ def normalize(name):
     return _CAMEL.sub("_", name.strip()).lower().replace("-", "_").replace(" ", "_")
 
 
+def _class_key(name):
+    """'CrossEntropyLoss', 'nn.CrossEntropyLoss' and 'torch.nn.CrossEntropyLoss' -> 'crossentropyloss'."""
+    key = name.strip()
+    for prefix in ("torch.nn.", "nn."):
+        if key.startswith(prefix):
+            key = key[len(prefix):]
+    return key.lower()
+
+
 def resolve(name):
-    """The canonical name of ``name`` (an entry, an alias, either with a '_loss' suffix)."""
+    """The canonical name of ``name``: a PyTorch class name (exact up to case), an entry
+    or an alias in any spelling, either with a '_loss' suffix."""
     if not isinstance(name, str):
         raise ParameterError(f"a loss name must be a string such as 'huber', got {name!r} "
                              f"({type(name).__name__})")
+    if _class_key(name) in CLASS_NAMES:
+        return CLASS_NAMES[_class_key(name)]
     key = normalize(name)
     for k in (key, key[:-5] if key.endswith("_loss") else None):
         if k in ENTRIES:
             return k
         if k in ALIASES:
             return ALIASES[k]
-    known = list(ENTRIES) + list(ALIASES)
-    close = difflib.get_close_matches(key, known, n=3, cutoff=0.5)
-    hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
-    raise UnknownNameError(f"unknown loss {name!r}.{hint} Known losses: {', '.join(sorted(ENTRIES))} "
-                           f"(aliases: {', '.join(sorted(ALIASES))}).")
+    raise UnknownNameError(f"unknown loss {name!r}.{suggest(name)} Known losses: "
+                           f"{', '.join(sorted(ENTRIES, key=str.lower))} (aliases: {', '.join(sorted(ALIASES))}).")
+
+
+def suggest(name):
+    """' Did you mean ...?' for a name that resolves to nothing (the alias table has
+    already resolved every known spelling; the fuzzy match serves what remains)."""
+    known = {normalize(n): n for n in list(ENTRIES) + list(ALIASES)}
+    key = normalize(name)
+    close = difflib.get_close_matches(key, list(known), n=3, cutoff=0.5)
+    if "logit" in key:      # a logits loss never suggests a probability-space one
+        close = [c for c in close if "logit" in c or "from_logits" in _target(known[c]).defaults]
+    return f" Did you mean {', '.join(repr(known[c]) for c in close)}?" if close else ""
+
+
+def _target(name):
+    return ENTRIES[ALIASES.get(name, name)]

@@ -3,6 +3,12 @@
 TF.js users may write ``onEpochEnd(self, epoch, logs)``; a subclass that defines a
 camelCase hook gets the snake_case hook wired to it. ``on_train_batch_begin/end`` call
 the legacy aliases ``on_batch_begin/end``, as in Keras.
+
+Batch logs follow the library whose name the hook has. Keras-named batch-end hooks
+(``on_train_batch_end``, ``on_batch_end``) receive the running means of the epoch so far,
+as Keras; the TF.js-named ``onBatchEnd`` receives the batch's own values, as TF.js:
+``{"batch": i, "size": n, "loss": <this batch's loss>, <metric>: ...}``. Either kind of
+hook can read the batch's own values as ``self.trainer.batch_logs``.
 """
 import re
 
@@ -27,9 +33,22 @@ def snake(name):
 CAMEL = {camel(h): h for h in HOOKS + tuple(ALIASES.values())}
 
 
+TFJS_BATCH_END = "onBatchEnd"
+
+
+def tfjs_batch_logs(trainer, batch, logs):
+    """TF.js' batch-end logs: the batch's own loss and metrics (``trainer.batch_logs``)."""
+    own = getattr(trainer, "batch_logs", None)
+    return dict(own, batch=batch) if own is not None else logs
+
+
 def _forward_to(camel_name):
-    def hook(self, *args, **kwargs):
-        return getattr(self, camel_name)(*args, **kwargs)
+    if camel_name == TFJS_BATCH_END:
+        def hook(self, batch, logs=None):
+            return getattr(self, camel_name)(batch, tfjs_batch_logs(self.trainer, batch, logs))
+    else:
+        def hook(self, *args, **kwargs):
+            return getattr(self, camel_name)(*args, **kwargs)
     hook.__name__ = snake(camel_name)
     return hook
 

@@ -24,7 +24,7 @@ def as_callback(obj):
             if name not in LambdaCallback.HOOK_NAMES:
                 raise ParameterError(f"unknown callback hook {key!r} in a callback dict; accepted: "
                                      f"{', '.join(sorted(LambdaCallback.HOOK_NAMES))} (or their camelCase names)")
-            hooks[name] = fn
+            hooks[key if key in CAMEL else name] = fn      # camelCase keys keep TF.js semantics
         return LambdaCallback(**hooks)
     raise ParameterError(f"callbacks must be symgrad.runtime.callbacks.Callback instances or dicts of hook "
                          f"functions, got {type(obj).__name__}")

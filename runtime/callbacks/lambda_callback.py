@@ -1,7 +1,7 @@
 """LambdaCallback: plain functions with the hook signatures (Keras; TF.js CustomCallback)."""
 from symgrad.compiler.errors import ParameterError
 
-from .base import ALIASES, CAMEL, HOOKS, Callback
+from .base import ALIASES, CAMEL, HOOKS, TFJS_BATCH_END, Callback, tfjs_batch_logs
 
 
 class LambdaCallback(Callback):
@@ -21,6 +21,8 @@ class LambdaCallback(Callback):
             if name not in self.HOOK_NAMES:
                 raise ParameterError(f"LambdaCallback: unknown hook {key!r}; accepted: "
                                      f"{', '.join(sorted(self.HOOK_NAMES))} (or their camelCase names)")
+            if key == TFJS_BATCH_END and callable(fn):      # TF.js semantics: the batch's own loss
+                fn = self._tfjs_hook(fn)
             given[name] = fn
         self._fns = {}
         for name, fn in given.items():
@@ -30,6 +32,11 @@ class LambdaCallback(Callback):
                 raise ParameterError(f"LambdaCallback: {name} must be a function, got {fn!r}")
             self._fns[name] = fn
             setattr(self, name, fn)     # the instance attribute shadows the no-op method
+
+    def _tfjs_hook(self, fn):
+        def on_batch_end(batch, logs=None):
+            return fn(batch, tfjs_batch_logs(self.trainer, batch, logs))
+        return on_batch_end
 
     def active_hooks(self):
         return {h for h in HOOKS if h in self._fns or ALIASES.get(h) in self._fns}

@@ -128,3 +128,24 @@ def test_bad_arguments():
         gradcheck(layers.Dense(2), np.zeros((1, 2)), weights=[np.zeros((3, 2)), np.zeros(2)])
     with pytest.raises(ParameterError, match="2 weights expected"):
         gradcheck(layers.Dense(2), np.zeros((1, 2)), weights=[np.zeros((2, 2))])
+
+
+def test_random_weights_by_default_catch_a_factor_hidden_by_ones():
+    class DropsA(Layer):
+        """y = a * x whose backward forgets the factor a: right only where a == 1."""
+
+        def build(self, input_shape):
+            self.a = self.add_weight("a", (input_shape[-1],), initializer=1.0)
+
+        def call(self, x):
+            return self.a * x
+
+        def backward(self, x, y, g):
+            return g, {"a": ops.sum(g * x, axis=0)}
+
+    x = rng.standard_normal((3, 4))
+    assert gradcheck(DropsA(), x, weights="initial")          # hidden at the initial ones
+    with pytest.raises(GradcheckError, match="with respect to 'x'"):
+        gradcheck(DropsA(), x)                                 # random weights: caught
+    with pytest.raises(ParameterError, match="'random', 'initial'"):
+        gradcheck(DropsA(), x, weights="ones")

@@ -17,7 +17,8 @@ mean_squared_logarithmic_error huber smooth_l1 log_cosh quantile poisson gaussia
 binary_focal_crossentropy categorical_crossentropy sparse_categorical_crossentropy
 categorical_focal_crossentropy nll kl_divergence hinge squared_hinge categorical_hinge multiclass_hinge
 soft_margin poly1_crossentropy cosine_similarity cosine_embedding dice tversky margin_ranking triplet_margin
-hinge_embedding""".split()
+hinge_embedding absolute_difference cosine_distance mean_pairwise_squared_error sigmoid_cross_entropy
+softmax_cross_entropy log_loss ctc circle categorical_generalized_cross_entropy""".split()
 REDUCTIONS = ("none", "sum", "mean", "sum_over_batch_size", "weighted_mean")
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "losses.md"
 
@@ -53,8 +54,10 @@ def test_get_binds_parameters_and_records_the_config():
 def test_every_entry_documents_its_convention_and_accepts_every_reduction():
     for name in losses.names():
         assert "Convention" in losses.entry(name).doc, name
+        tfjs = losses.entry(name).category == "tfjs"
         for r in REDUCTIONS:
-            assert losses.get(name, reduction=r).reduction == r
+            want = "weighted_mean" if tfjs and r == "mean" else r       # TF.js' MEAN is sum(w*L)/sum(w)
+            assert losses.get(name, reduction=r).reduction == want
 
 
 def test_weighted_entries_default_to_the_pytorch_weighted_mean():
@@ -115,7 +118,7 @@ def _first_case(name):
     return next(cid for cid, (n, params, _, _) in CASES.items() if losses.entry(n).name == name)
 
 
-@pytest.mark.parametrize("name", ISSUE_NAMES)
+@pytest.mark.parametrize("name", [n for n in ISSUE_NAMES if n != "ctc"])      # ctc: test_losses_ctc.py
 def test_checker_and_runtime_at_opsets_13_17_21(name):
     case = _first_case(name)
     loss = losses.get(CASES[case][0], **CASES[case][1])

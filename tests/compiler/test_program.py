@@ -233,7 +233,9 @@ def test_training_from_the_manifest_alone_reduces_the_loss(batch, tmp_path):
 def test_bundle_round_trip_with_checksums(tmp_path):
     program = compile_model(mlp(), scce(), optimizers.Adam(), metrics=["acc"])
     path = program.save(tmp_path / "bundle")
-    assert sorted(os.listdir(path)) == sorted(["manifest.json", "state.bin"] + [f"{k}.onnx" for k in program.graphs])
+    variants = ["train_step_weighted", "eval_weighted"]        # for weighted batches, no recompiling
+    assert sorted(os.listdir(path)) == sorted(["manifest.json", "state.bin"]
+                                              + [f"{k}.onnx" for k in list(program.graphs) + variants])
     loaded = Bundle.load(path)
     m = loaded.manifest
     assert m["format"] == "symgrad-bundle" and m["opset"] == 17 and m["dtype"] == "float32"
@@ -247,8 +249,9 @@ def test_bundle_round_trip_with_checksums(tmp_path):
     assert m["graphs"]["gradients"]["feeds"] == {}                    # no model state in this MLP
     assert m["graphs"]["eval"]["outputs"] == ["loss", "metric/acc"]
     assert m["graphs"]["inference"]["outputs"] == ["y_pred"]
+    all_graphs = dict(program.graphs, **program._weighted_variants())
     for kind, data in loaded.graphs.items():
-        assert data == program.graphs[kind].SerializeToString()
+        assert data == all_graphs[kind].SerializeToString()
         assert m["checksums"][f"{kind}.onnx"].startswith("sha256:")
     for name, arr in program.state.items():
         np.testing.assert_array_equal(loaded.state[name], arr)

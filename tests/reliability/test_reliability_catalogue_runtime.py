@@ -72,8 +72,8 @@ DATA = [
     ("rank-too-high", with_x(lambda x: x[:, :, None]), DataError, ["rank 3", "rank 2", "(N, 4)"]),
     ("rank-too-low", with_x(lambda x: x[:, 0]), DataError, ["rank 1", "(N, 4)"]),
     ("missing-labels", fit(y=None), DataError, ["y", "missing", "(x, y) batches"]),
-    ("sample-weight-without-input", fit(sample_weight=np.ones(40)), DataError,
-     ["without a sample_weight input", "sample_weight=True"]),
+    # sample weights on a program compiled without them now train through its weighted graph
+    # variants (tests/runtime/test_fit_weights.py); a bundle without variants: test_data_validation.py
     ("negative-sample-weight", lambda tr: fit(sample_weight=-np.ones(40))(Trainer(mlp_classifier(sample_weight=True))),
      DataError, ["sample_weight holds -1.0", ">= 0"]),
     ("validation-tuple", fit(validation_data=(X,)), DataError, ["tuple of 1", "(x_val, y_val)"]),
