@@ -84,6 +84,10 @@ class RayTrainer(Trainer):
             raise ParameterError("RayTrainer takes onnxruntime session options by keyword only (they are sent to "
                                  "the workers) and trains on the CPU provider")
         super().__init__(program, provider="cpu", seed=seed, **dict(session_opts))
+        if self.manifest.get("metric_states"):
+            raise ParameterError(f"RayTrainer does not compute epoch metrics yet ({', '.join(self.manifest['metric_states'])}:"
+                                 " their per-batch statistics stay on the workers); compile without them, or "
+                                 "train this program with Trainer")
         self.num_workers = int(num_workers)
         self._cpus = int(num_cpus_per_worker)
         self._worker_opts = {"intra_op_num_threads": self._cpus, **session_opts}
@@ -218,6 +222,10 @@ class RayTrainer(Trainer):
         return 1
 
     def fit(self, *args, **kwargs):
+        weights = kwargs.get("sample_weight") is not None or kwargs.get("class_weight") is not None
+        if weights and not self._inputs.weighted:
+            raise ParameterError("RayTrainer: sample_weight and class_weight need a program compiled with "
+                                 "compile_model(..., sample_weight=True) (the workers run its gradients graph)")
         self._dirty = True             # each fit starts from the driver's state (set_weights, a restore...)
         try:
             return super().fit(*args, **kwargs)

@@ -268,3 +268,15 @@ def test_batch_norm_statistics_are_the_size_weighted_mean_of_the_shards(cluster)
     np.testing.assert_allclose(state["batch_normalization/moving_mean"], 0.1 * h.mean(0), rtol=1e-12)
     shard_var = (h[:15].var(0) + h[15:].var(0)) / 2
     np.testing.assert_allclose(state["batch_normalization/moving_variance"], 0.9 + 0.1 * shard_var, rtol=1e-12)
+
+
+def test_programs_it_cannot_train_exactly_are_refused_before_any_worker_starts():
+    """Epoch metrics (their statistics would stay on the workers) and weights in fit for a
+    program compiled without sample weights (the workers run its unweighted gradients)."""
+    from symgrad.compiler import metrics_stateful
+    model = Sequential([layers.Dense(3, activation="sigmoid")], input_shape=(4,))
+    with_precision = compile_model(model, loss="binary_crossentropy", optimizer=optimizers.SGD(0.1),
+                                   metrics=[metrics_stateful.Precision()])
+    with pytest.raises(ParameterError, match="epoch metrics"):
+        RayTrainer(with_precision, num_workers=1)
+    assert not ray.is_initialized()
