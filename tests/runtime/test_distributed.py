@@ -271,12 +271,11 @@ def test_batch_norm_statistics_are_the_size_weighted_mean_of_the_shards(cluster)
 
 
 def test_programs_it_cannot_train_exactly_are_refused_before_any_worker_starts():
-    """Epoch metrics (their statistics would stay on the workers) and weights in fit for a
-    program compiled without sample weights (the workers run its unweighted gradients)."""
+    """Epoch metrics: their statistics would stay on the workers (refused in the constructor,
+    before a worker starts)."""
     from symgrad.compiler import metrics_stateful
     model = Sequential([layers.Dense(3, activation="sigmoid")], input_shape=(4,))
     with_precision = compile_model(model, loss="binary_crossentropy", optimizer=optimizers.SGD(0.1),
                                    metrics=[metrics_stateful.Precision()])
     with pytest.raises(ParameterError, match="epoch metrics"):
         RayTrainer(with_precision, num_workers=1)
-    assert not ray.is_initialized()
