@@ -69,7 +69,17 @@ def resolve_device(provider, device_id=0, provider_options=None):
 
 def session_options(opts):
     """Build an ort.SessionOptions from keywords (see SESSION_KEYWORDS). Returns
-    (SessionOptions, device_id, provider_options)."""
+    (SessionOptions, device_id, provider_options).
+
+    The CPU defaults are onnxruntime's own (all cores, sequential execution, memory arena
+    and patterns on, spinning threads), kept by measurement (benchmarks/session_options.py,
+    2 cores, quiet machine, Trainer.fit relative to these defaults): the parallel execution
+    mode with 2 inter-op threads ran 0.30-0.62x; spinning off 0.63-0.89x on the MLPs; arena
+    or memory patterns off 0.98-1.06x (noise). One exception: the two-conv CNN ran 1.12x on
+    one thread (its small conv-backward ops parallelise poorly), which a user can choose
+    with intra_op_num_threads=1. On a machine shared with other busy processes, spinning
+    threads cost far more (spinning off was 7.8x faster at a load average of 14):
+    ``config_entries={"session.intra_op.allow_spinning": "0"}`` there."""
     opts = dict(opts)
     unknown = sorted(set(opts) - set(SESSION_KEYWORDS))
     if unknown:
