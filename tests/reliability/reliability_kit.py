@@ -77,3 +77,21 @@ def sigkill_at_marker(proc, marker, what, timeout=120):
             proc.kill()
             proc.wait()
     assert proc.returncode == -signal.SIGKILL
+
+
+def cli(capsys, *argv):
+    """Run the ``symgrad`` command line in-process: (exit status, stdout, stderr)."""
+    from symgrad.runtime.cli import main
+    rc = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return rc, out, err
+
+
+def one_line_error(rc, err, *needles):
+    """A CLI mistake: exit status 2 and one ``error:`` line on stderr naming ``needles``."""
+    assert rc == 2, (rc, err)
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and ": error: " in lines[0] and "Traceback" not in err, err
+    for needle in needles:
+        assert needle.lower() in lines[0].lower(), (needle, lines[0])
+    return lines[0]

@@ -6,22 +6,8 @@ import zipfile
 import numpy as np
 import pytest
 
-from symgrad.runtime.cli import main
+from reliability_kit import cli, one_line_error
 
-
-def cli(capsys, *argv):
-    rc = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return rc, out, err
-
-
-def one_line_error(rc, err, *needles):
-    assert rc == 2, (rc, err)
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and ": error: " in lines[0] and "Traceback" not in err, err
-    for needle in needles:
-        assert needle.lower() in lines[0].lower(), (needle, lines[0])
-    return lines[0]
 
 
 def _npz_declaring(path, shape):
