@@ -11,7 +11,6 @@ import sys
 import numpy as np
 import pytest
 
-from symgrad.runtime.cli import main
 from reliability_kit import classification_data, cli, mlp_classifier, one_line_error
 
 
