@@ -151,6 +151,12 @@ class Primitive:
     def to_sympy(self, node, args):
         raise NotImplementedError
 
+    def rewrite(self, inputs, attrs):
+        """An equal but cheaper graph for this op of these inputs (a Value), or None.
+        Called by ``apply`` before the node is made: an algebraic identity, exact in
+        floating point, that moves work onto smaller tensors (see MaxPool's)."""
+        return None
+
 
 def primitive(cls):
     """Class decorator: register one instance of a Primitive subclass."""
@@ -235,6 +241,9 @@ def apply(op, inputs, name=None, **attrs):
     """A structural node; its shape comes from the primitive's shape rule."""
     prim = PRIMITIVES[op]
     inputs = [elementwise(i) if not isinstance(i, Value) else i for i in inputs]
+    better = prim.rewrite(inputs, attrs)
+    if better is not None:
+        return better
     shape = prim.shape(inputs, attrs)
     return Value(op, inputs, shape, attrs, name=name or op)
 

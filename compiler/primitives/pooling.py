@@ -10,7 +10,7 @@ import sympy
 
 from .. import ops
 from ..errors import ShapeError, SymgradError
-from ..ir import Primitive, primitive
+from ..ir import Primitive, apply, elementwise, primitive
 from .conv import conv_out_spatial, resolve_pads, static_spatial, _per_dim
 
 
@@ -117,6 +117,11 @@ def _onnx_pool(node):
     return out
 
 
+# Move a ReLU that feeds a max pooling past it (see MaxPool.rewrite). Measured on the
+# two-conv CNN's train step (onnxruntime 1.32): see benchmarks/README numbers in the note.
+COMMUTE_RELU = True
+
+
 @primitive
 class MaxPool(Primitive):
     name = "max_pool"
@@ -126,7 +131,24 @@ class MaxPool(Primitive):
         return tuple(inputs[0].shape[:2]) + out
 
     def vjp(self, node, g, ad):
-        return [ad.apply("max_pool_grad", [node.inputs[0], ad.materialize(g, node)], **_pool_kwargs(node)).sym]
+        # the pooled output rides along: the tiled backward reads the window maxima from it
+        return [ad.apply("max_pool_grad", [node.inputs[0], ad.materialize(g, node), node],
+                         **_pool_kwargs(node)).sym]
+
+    def rewrite(self, inputs, attrs):
+        """max_pool(relu(z)) -> relu(max_pool(z)): the ReLU and its derivative then run on
+        the pooled tensor (a quarter of the cells for 2x2 pooling). Exact in floating point,
+        since max(relu(a), relu(b)) = relu(max(a, b)) and padded cells never win; the
+        gradient too (ties that the ReLU creates lie where its derivative is 0)."""
+        x = inputs[0]
+        if not COMMUTE_RELU or x.op != "elementwise" or not isinstance(x.expr, sympy.Max) or len(x.expr.args) != 2:
+            return None
+        zero = [a for a in x.expr.args if a == 0]
+        if not zero:
+            return None
+        inner = next(a for a in x.expr.args if a is not zero[0])
+        pooled = apply("max_pool", [elementwise(inner)], name=x.name + "/pooled", **dict(attrs))
+        return elementwise(sympy.Max(pooled.sym, 0), name=x.name + "/relu_after_pool")
 
     def emit(self, b, node, ins):
         return b.node("MaxPool", ins, hint=node.name, **_onnx_pool(node))
@@ -137,7 +159,8 @@ class MaxPool(Primitive):
 
 @primitive
 class MaxPoolGrad(Primitive):
-    """max_pool_grad(x, g): g routed to the maxima of each window (ties split evenly)."""
+    """max_pool_grad(x, g[, y]): g routed to the maxima of each window (ties split evenly);
+    y, when given, is max_pool(x), which the tiled lowering reuses instead of pooling again."""
 
     name = "max_pool_grad"
 
@@ -186,7 +209,7 @@ USE_TILED_MAX_POOL_GRAD = True
 def _tiles(node):
     """Windows that tile the input: stride = window, no padding or dilation, and (with
     ceil_mode) no window hanging over the end."""
-    a, (x, g) = node.attrs, node.inputs
+    a, (x, g) = node.attrs, node.inputs[:2]
     r = x.rank - 2
     return (tuple(a["strides"]) == tuple(a["kernel"]) and not any(a["pads"]) and not any(a["conv_pads"])
             and all(d == 1 for d in a["dilations"])
@@ -194,7 +217,7 @@ def _tiles(node):
 
 
 def _emit_max_pool_grad_tiled(b, node, ins):
-    x, g = node.inputs
+    x, g = node.inputs[:2]
     a, h, r = node.attrs, node.name, x.rank - 2
     kernel, spatial, out = a["kernel"], tuple(x.shape[2:]), tuple(g.shape[2:])
     covered = [o * k for o, k in zip(out, kernel)]
@@ -204,14 +227,14 @@ def _emit_max_pool_grad_tiled(b, node, ins):
                      hint=h + "/covered")
     window = {"kernel_shape": list(kernel), "strides": list(kernel)}
     scales = b.const_f32([1.0, 1.0] + [float(k) for k in kernel], hint=h + "/scales")
-    top = b.node("MaxPool", [xin], hint=h + "/max", **window)
+    top = ins[2] if len(ins) > 2 else b.node("MaxPool", [xin], hint=h + "/max", **window)
     top_up = b.node("Resize", [top, "", scales], hint=h + "/max_up", mode="nearest")
     hit = b.node("Cast", [b.node("Equal", [xin, top_up], hint=h + "/is_max")], hint=h + "/hit", to=b.float_type)
     share = b.node("AveragePool", [hit], hint=h + "/tie_share", **window)      # ties / taps
-    per_max = b.node("Div", [ins[1], share], hint=h + "/per_max")              # g * taps / ties
+    ties = b.node("Mul", [share, b.const(float(np.prod(kernel)), hint=h + "/taps")], hint=h + "/ties")
+    per_max = b.node("Div", [ins[1], ties], hint=h + "/per_max")               # g / ties, on the pooled grid
     spread = b.node("Resize", [per_max, "", scales], hint=h + "/spread", mode="nearest")
-    taps = b.const(1.0 / float(np.prod(kernel)), hint=h + "/inv_taps")
-    back = b.node("Mul", [b.node("Mul", [hit, spread], hint=h + "/routed"), taps], hint=h + "/grid")
+    back = b.node("Mul", [hit, spread], hint=h + "/routed")
     if tuple(covered) != spatial:
         pads = [0, 0] + [0] * r + [0, 0] + [s - cv for s, cv in zip(spatial, covered)]
         back = b.node("Pad", [back, b.const_i64(pads)], hint=h + "/uncovered")

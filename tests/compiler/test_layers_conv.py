@@ -115,6 +115,31 @@ def test_conv_then_pool_then_dense_stack_in_float32():
     assert [a.shape for a in w] == [(4, 1, 3, 3), (4,), (36, 3), (3,)]
 
 
+@pytest.mark.parametrize("spatial, pool, padding", [((7, 7), 2, "valid"),    # tiled, with a remainder row
+                                                    ((6, 6), 3, "valid"),
+                                                    ((6, 5), 2, "same")])    # padded windows
+def test_relu_moves_past_max_pooling(spatial, pool, padding):
+    """max_pool(relu(conv)) is compiled as relu(max_pool(conv)) (MaxPool.rewrite): the
+    forward and the gradients still equal the reference's (float64 central differences),
+    and in the graph the ReLU runs on the pooled tensor."""
+    from symgrad.compiler import Sequential
+    from layer_harness import Compiled
+    model = Sequential([layers.Conv2D(3, 2, activation="relu"), layers.MaxPooling2D(pool, padding=padding)],
+                       input_shape=(2,) + spatial, seed=3)
+    x = rng.standard_normal((3, 2) + spatial)
+
+    def reference(x, k, b):
+        h = np.maximum(np_conv(x, k, b), 0)
+        pads = same_pads(h.shape[2:], (pool, pool), (pool, pool)) if padding == "same" else None
+        return np_max_pool(h, (pool, pool), pads=pads)
+
+    check_layer(model, [x], reference)
+    graph = Compiled(model, [x]).model.graph
+    producer = {o: n for n in graph.node for o in n.output}
+    relus = [n for n in graph.node if n.op_type in ("Relu", "Max")]
+    assert relus and all(producer[n.input[0]].op_type == "MaxPool" for n in relus)
+
+
 def test_bad_arguments():
     with pytest.raises(ParameterError, match="'padding'"):
         layers.Conv2D(3, 3, padding="full")
