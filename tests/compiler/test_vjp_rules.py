@@ -108,11 +108,13 @@ def test_softmax_family(op, axis):
 
 # ---------------------------------------------------------------- convolution
 
-@pytest.fixture(params=["im2col", "correlation"])
+@pytest.fixture(params=["per_tap", "im2col", "correlation"])
 def weight_grad_lowering(request, monkeypatch):
-    """Both lowerings of conv_grad_weight, whichever the size rule would pick."""
+    """Every lowering of conv_grad_weight, whichever the rules would pick (per_tap serves
+    group 1 only: grouped cases fall to im2col there)."""
     from symgrad.compiler.primitives import conv
-    monkeypatch.setattr(conv, "IM2COL_MAX_PATCH_ELEMENTS", 1 << 40 if request.param == "im2col" else 0)
+    monkeypatch.setattr(conv, "USE_PER_TAP_WEIGHT_GRAD", request.param == "per_tap")
+    monkeypatch.setattr(conv, "IM2COL_MAX_PATCH_ELEMENTS", 0 if request.param == "correlation" else 1 << 40)
     return request.param
 
 
