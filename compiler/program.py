@@ -24,7 +24,7 @@ from .emit import DEFAULT_OPSET, OnnxBuilder, check, check_dtype, check_opset, e
 from .errors import ParameterError, ShapeError
 from .loss import _weight_shape
 from .loss_spec import resolve_loss
-from .steps_loop import check_steps, steps_loop
+from .steps_loop import check_steps, train_loop
 from .tidy import name_outputs, tidy
 
 _ELEM = {"float": None, "int64": TensorProto.INT64}
@@ -116,7 +116,7 @@ class Program:
         self.manifest = self._manifest()
         if self.steps_per_execution > 1:
             feeds = self.manifest["graphs"]["train_step"]["feeds"]
-            loop = self.graphs["train_loop"] = check(steps_loop(self.graphs["train_step"], self.steps_per_execution,
+            loop = self.graphs["train_loop"] = check(train_loop(self.graphs["train_step"], self.steps_per_execution,
                                                                 feeds))
             self.manifest["graphs"]["train_loop"] = {
                 "file": "train_loop.onnx", "inputs": [i.name for i in loop.graph.input],

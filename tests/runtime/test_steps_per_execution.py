@@ -33,8 +33,16 @@ class Recorder(callbacks.Callback):
         self.batches.append((batch, dict(logs)))
 
 
+@pytest.fixture(params=["unrolled", "loop"])
+def loop_form(request, monkeypatch):
+    """Both forms of the train_loop graph: the K steps written out, and an ONNX Loop."""
+    from symgrad.compiler import steps_loop
+    monkeypatch.setattr(steps_loop, "UNROLL_MAX_NODES", 1 << 30 if request.param == "unrolled" else 0)
+    return request.param
+
+
 @pytest.mark.parametrize("optimizer", [lambda: optimizers.SGD(0.1, momentum=0.9), lambda: optimizers.Adam(0.01)])
-def test_k_steps_per_run_equal_k_single_runs_bit_for_bit(optimizer):
+def test_k_steps_per_run_equal_k_single_runs_bit_for_bit(optimizer, loop_form):
     x, y = _data()
     runs = {}
     for k in (1, 4):
@@ -43,6 +51,8 @@ def test_k_steps_per_run_equal_k_single_runs_bit_for_bit(optimizer):
         runs[k] = (trainer, history)
     (t1, h1), (t4, h4) = runs[1], runs[4]
     assert "train_loop" in t4.bundle.graphs and t4._loop_steps() == 4
+    loop_graph = onnx.load_from_string(t4.bundle.graphs["train_loop"]).graph
+    assert ("Loop" in {n.op_type for n in loop_graph.node}) == (loop_form == "loop")
     assert t4.step == t1.step == 3 * 9
     for a, b in zip(t1.get_weights(), t4.get_weights()):
         np.testing.assert_array_equal(a, b)
@@ -65,11 +75,13 @@ def test_batch_hooks_run_once_per_execution_with_its_running_means():
         assert entry == by_batch[b]               # Keras's running mean up to that batch
 
 
-def test_train_loop_graph_is_standard_onnx_and_k_must_be_a_positive_integer():
+def test_train_loop_graph_is_standard_onnx_and_k_must_be_a_positive_integer(loop_form):
     program = _program(optimizers.Adam(0.01), 3)
     loop = program.graphs["train_loop"]
     onnx.checker.check_model(loop, full_check=True)
-    assert {n.op_type for n in loop.graph.node} == {"Loop"}
+    ops = {n.op_type for n in loop.graph.node}
+    assert ops == {"Loop"} if loop_form == "loop" else ("Loop" not in ops and len(loop.graph.node) >= 3 * len(
+        program.graphs["train_step"].graph.node))
     assert all(o.domain in ("", "ai.onnx") for o in loop.opset_import)
     spec = program.manifest["graphs"]["train_loop"]
     assert spec["steps"] == 3 and spec["feeds"] == program.manifest["graphs"]["train_step"]["feeds"]
@@ -81,7 +93,7 @@ def test_train_loop_graph_is_standard_onnx_and_k_must_be_a_positive_integer():
             _program(optimizers.SGD(0.1), bad)
 
 
-def test_a_saved_bundle_keeps_its_train_loop(tmp_path):
+def test_a_saved_bundle_keeps_its_train_loop(tmp_path, loop_form):
     x, y = _data()
     program = _program(optimizers.SGD(0.1), 2)
     program.save(tmp_path / "b")
