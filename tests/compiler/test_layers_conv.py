@@ -115,7 +115,7 @@ def test_conv_then_pool_then_dense_stack_in_float32():
     assert [a.shape for a in w] == [(4, 1, 3, 3), (4,), (36, 3), (3,)]
 
 
-@pytest.mark.parametrize("spatial, pool, padding", [((7, 7), 2, "valid"),    # tiled, with a remainder row
+@pytest.mark.parametrize("spatial, pool, padding", [((8, 8), 2, "valid"),    # tiled, with a remainder row
                                                     ((6, 6), 3, "valid"),
                                                     ((6, 5), 2, "same")])    # padded windows
 def test_relu_moves_past_max_pooling(spatial, pool, padding):
