@@ -1,6 +1,8 @@
 """ONNX models for the importer's benchmarks, built with onnx.helper (no torch):
 ``resnet(blocks=(2, 2, 2, 2))`` has torchvision resnet18's graph (Conv + BatchNormalization
-+ Relu basic blocks, MaxPool, GlobalAveragePool, Flatten, Gemm) and its parameter names."""
++ Relu basic blocks, MaxPool, GlobalAveragePool, Flatten, Gemm) and its parameter names;
+``stem="cifar"`` swaps its 7x7/2 conv + max-pool stem for one 3x3/1 conv, the usual
+ResNet for 32x32 images (the ImageNet stem would leave the last stage 2x2)."""
 import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
@@ -33,10 +35,18 @@ class _Graph:
         return self.node("Relu", [y], f"{bn}_relu") if relu else y
 
 
-def resnet(blocks=(2, 2, 2, 2), widths=(64, 128, 256, 512), classes=1000, image=224, seed=0):
+STEMS = ("imagenet", "cifar")
+
+
+def resnet(blocks=(2, 2, 2, 2), widths=(64, 128, 256, 512), classes=1000, image=224, seed=0, stem="imagenet"):
+    if stem not in STEMS:
+        raise ValueError(f"resnet: stem must be one of {STEMS}, got {stem!r}")
     g = _Graph(seed)
-    x = g.conv_bn("input", "conv1", "bn1", 3, widths[0], 7, 2)
-    x = g.node("MaxPool", [x], "maxpool", kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1])
+    if stem == "imagenet":
+        x = g.conv_bn("input", "conv1", "bn1", 3, widths[0], 7, 2)
+        x = g.node("MaxPool", [x], "maxpool", kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1])
+    else:
+        x = g.conv_bn("input", "conv1", "bn1", 3, widths[0], 3, 1)
     cin = widths[0]
     for stage, (n, cout) in enumerate(zip(blocks, widths), start=1):
         for b in range(n):
@@ -79,3 +89,26 @@ def cnn8(seed=0):
                                                                               ["batch", 1, 28, 28])],
                               [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", 10])], g.inits)
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
+
+
+def train_flops(model, batch):
+    """FLOPs (multiply-adds x 2) of one training step of ``model``'s Conv and Gemm nodes,
+    counted as train_throughput counts its other rows: forward, weight gradient, and input
+    gradient except where the input is the graph's data input (nothing needs that one)."""
+    inferred = onnx.shape_inference.infer_shapes(model)
+    shapes = {v.name: [d.dim_value for d in v.type.tensor_type.shape.dim]
+              for v in list(inferred.graph.value_info) + list(inferred.graph.output) + list(inferred.graph.input)}
+    shapes.update({t.name: list(t.dims) for t in model.graph.initializer})
+    data_inputs = {v.name for v in model.graph.input} - {t.name for t in model.graph.initializer}
+    total = 0
+    for node in model.graph.node:
+        if node.op_type == "Conv":
+            out, w = shapes[node.output[0]], shapes[node.input[1]]
+            macs = batch * int(np.prod(out[1:])) * int(np.prod(w[1:]))   # (Cin / group) * kh * kw per output
+        elif node.op_type == "Gemm":
+            w = shapes[node.input[1]]
+            macs = batch * w[0] * w[1]
+        else:
+            continue
+        total += 2 * macs * (2 if node.input[0] in data_inputs else 3)
+    return total
