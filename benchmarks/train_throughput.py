@@ -9,7 +9,13 @@ layer API and, as ``onnx-cnn8-pool-10``, written as an ONNX file and imported wi
 Two sequence rows run against PyTorch eager only (no hand-fused graph): an LSTM (32 steps of
 16 features, LSTM 64, Dense 10) and a transformer block (16 tokens of 32 features: 4-head
 MultiHeadAttention, residual + LayerNorm, ReLU feed-forward 64, residual + LayerNorm,
-Flatten, Dense 10), both with Adam. Same thread count
+Flatten, Dense 10), both with Adam. ``onnx-resnet8-w8-16-32`` is the imported-model row
+(issue 16): a CIFAR-style ResNet-8 on 3x32x32, batch 32, SGD (a 3x3 conv stem, one basic
+block per stage at widths 8, 16, 32: Conv + BatchNormalization + Relu, residual Add, 1x1
+conv + BN downsample; GlobalAveragePool, Gemm 10), written as ONNX by onnx_models.resnet
+and trained by from_onnx with batchnorm="train" (batch statistics, running ones updated,
+as PyTorch's train() mode), against the same network in torch.nn (torch_models.resnet);
+no hand-fused graph, and not in --quick. Same thread count
 for everyone, runs interleaved (A B C A B C ...), medians reported, with the achieved
 GFLOP/s (matmul and conv FLOPs) next to the measured peak of a 1024^3 ORT MatMul. A
 "bare" column runs symgrad's own compiled train step in the same hand-written loop, so
@@ -51,7 +57,7 @@ def configs(quick):
     out += [("mlp784-1024x3-10", "sgd", 64), ("mlp784-1024x3-10", "adam", 64), ("cnn8-pool-10", "sgd", 64),
             ("onnx-cnn8-pool-10", "sgd", 64)]
     out += [("cnn16-32-10", "sgd", 64), ("mlp784-256-10/spe8", "sgd", 32), ("mlp784-256-10/spe8", "sgd", 64)]
-    out += [(name, "adam", 32) for name in SEQUENCE]
+    out += [(name, "adam", 32) for name in SEQUENCE] + [(RESNET, "sgd", 32)]
     return [c for c in out if c[2] == 64 and (c[0] != "mlp784-1024x3-10" or c[1] == "sgd")] if quick else out
 
 
@@ -59,6 +65,11 @@ def configs(quick):
 SEQUENCE = {"lstm64-T32": ((32, 16), 64), "transformer-block-T16": ((16, 32), 4)}
 # the two-conv CNN of issue 16 (Conv 16 3x3, pool 2, Conv 32 3x3, pool 2, Dense 10): no hand-fused graph
 TWO_CONV = "cnn16-32-10"
+# an imported model (issue 16): onnx_models.resnet with these arguments, a CIFAR-style ResNet-8
+# (3x3 stem, one basic block per stage), from_onnx against the same network in torch.nn
+RESNET = "onnx-resnet8-w8-16-32"
+RESNET_ARGS = dict(blocks=(1, 1, 1), widths=(8, 16, 32), classes=10, stem="cifar")
+RESNET_IMAGE = (3, 32, 32)
 
 
 def base_name(name):
@@ -69,7 +80,7 @@ def base_name(name):
 
 
 def has_fused(name):
-    return name not in SEQUENCE and base_name(name)[0] != TWO_CONV
+    return name not in SEQUENCE and base_name(name)[0] not in (TWO_CONV, RESNET)
 
 
 def sizes(name):
@@ -83,6 +94,10 @@ def flops_per_step(name, batch):
     name = base_name(name)[0]
     if name in SEQUENCE:
         return None
+    if name == RESNET:
+        model = _resnet_onnx()
+        from onnx_models import train_flops
+        return train_flops(model, batch)
     if name == TWO_CONV:   # forward + weight gradient of both convs, input gradient of the second
         conv1 = 2 * batch * 16 * 26 * 26 * 9
         conv2 = 2 * batch * 32 * 11 * 11 * 9 * 16
@@ -100,6 +115,8 @@ def input_shape(name):
     name = base_name(name)[0]
     if name in SEQUENCE:
         return SEQUENCE[name][0]
+    if name == RESNET:
+        return RESNET_IMAGE
     return (1, 28, 28) if "cnn" in name else (784,)
 
 
@@ -281,6 +298,11 @@ def symgrad_trainer(name, optimizer, threads):
     from symgrad.runtime import Trainer
     opt = optimizers.SGD(0.01) if optimizer == "sgd" else optimizers.Adam(0.001)
     name, spe = base_name(name)
+    if name == RESNET:   # batch statistics in training, as PyTorch's train() mode
+        from symgrad.compiler import from_onnx
+        program = from_onnx(_resnet_onnx(), loss=losses.get("sparse_categorical_crossentropy", from_logits=True),
+                            optimizer=opt, batchnorm="train")
+        return Trainer(program, seed=0, intra_op_num_threads=threads)
     if name.startswith("onnx-"):   # the same CNN as an ONNX file, imported with from_onnx
         sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
         from onnx_models import cnn8
@@ -305,6 +327,13 @@ def symgrad_trainer(name, optimizer, threads):
     return Trainer(program, seed=0, intra_op_num_threads=threads)
 
 
+def _resnet_onnx():
+    """The ResNet row's ONNX file (puts benchmarks/ on sys.path for onnx_models)."""
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from onnx_models import resnet
+    return resnet(image=RESNET_IMAGE[-1], **RESNET_ARGS)
+
+
 def torch_available():
     import importlib.util
     return importlib.util.find_spec("torch") is not None
@@ -318,6 +347,10 @@ def torch_epoch_function(name, optimizer, batch, threads):
     name = base_name(name)[0]
     if name in SEQUENCE:
         model = _torch_sequence_model(name)
+    elif name == RESNET:
+        sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+        from torch_models import resnet
+        model = resnet(**RESNET_ARGS).train()
     elif name == TWO_CONV:
         model = nn.Sequential(nn.Conv2d(1, 16, 3), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(16, 32, 3), nn.ReLU(),
                               nn.MaxPool2d(2), nn.Flatten(), nn.Linear(32 * 5 * 5, 10))
@@ -500,7 +533,7 @@ def main(argv=None):
     peak = matmul_peak(args.threads)
     print(f"threads {args.threads}; onnxruntime {ort.__version__}; ORT MatMul 1024^3 peak {peak:.1f} GFLOP/s; "
           f"medians of {reps} interleaved runs (ratios: medians of the per-round ratios)")
-    head = f"{'workload':<20} {'opt':<5} {'batch':>5} {'steps':>5} | {'fit steps/s':>11} {'fused':>9} {'fit/fused':>9}" \
+    head = f"{'workload':<21} {'opt':<5} {'batch':>5} {'steps':>5} | {'fit steps/s':>11} {'fused':>9} {'fit/fused':>9}" \
            f" {'fit/bare':>8} {'torch':>9} | {'fit GFLOP/s':>11} {'fused':>7} {'% peak':>6}"
     print(head)
     print("-" * len(head))
@@ -515,16 +548,20 @@ def main(argv=None):
         torch_s = f"{rates['torch']:9.0f}" if "torch" in rates else f"{'-':>9}"
         if not has_fused(name):
             vs = f" (fit/torch {ratios['symgrad/torch']:.2f}x)" if "symgrad/torch" in ratios else ""
-            print(f"{name:<20} {optimizer:<5} {batch:>5} {steps:>5} | {rates['symgrad']:11.0f} {'-':>9} {'-':>9} "
-                  f"{'-':>8} {torch_s} |{vs}")
+            flops = flops_per_step(name, batch)
+            fit_gf = rates["symgrad"] * flops / 1e9 if flops else None
+            gf = f" {fit_gf:11.2f} {'-':>7} {100 * fit_gf / peak:6.1f}" if flops else ""
+            print(f"{name:<21} {optimizer:<5} {batch:>5} {steps:>5} | {rates['symgrad']:11.0f} {'-':>9} {'-':>9} "
+                  f"{'-':>8} {torch_s} |{gf}{vs}")
             results.append({"workload": name, "optimizer": optimizer, "batch": batch, "steps": steps,
                             "steps_per_s": rates, **({"fit_over_torch": ratios["symgrad/torch"]}
-                                                     if "symgrad/torch" in ratios else {})})
+                                                     if "symgrad/torch" in ratios else {}),
+                            **({"gflops_fit": fit_gf} if flops else {})})
             continue
         flops = flops_per_step(name, batch)
         fit_gf, fused_gf = rates["symgrad"] * flops / 1e9, rates["fused"] * flops / 1e9
         ratio, overhead = ratios["symgrad/fused"], ratios["symgrad/bare"]
-        print(f"{name:<20} {optimizer:<5} {batch:>5} {steps:>5} | {rates['symgrad']:11.0f} {rates['fused']:9.0f} "
+        print(f"{name:<21} {optimizer:<5} {batch:>5} {steps:>5} | {rates['symgrad']:11.0f} {rates['fused']:9.0f} "
               f"{ratio:9.2f} {overhead:8.2f} {torch_s} | {fit_gf:11.2f} {fused_gf:7.2f} {100 * fit_gf / peak:6.1f}")
         results.append({"workload": name, "optimizer": optimizer, "batch": batch, "steps": steps,
                         "steps_per_s": rates, "fit_over_fused": ratio, "fit_over_bare": overhead,
@@ -588,8 +625,9 @@ def readme_table(results, threads, peak, peer=None):
         torch_s = f"{rates['torch']:.0f}" if "torch" in rates else "-"
         ratio_t = f"{r['fit_over_torch']:.2f}x" if "fit_over_torch" in r else "-"
         if "fused" not in rates:
+            gf = f"{r['gflops_fit']:.1f}" if "gflops_fit" in r else "-"
             lines.append(f"| {r['workload']} | {r['optimizer']} | {r['batch']} | {rates['symgrad']:.0f} | - | - | "
-                         f"{torch_s} | {ratio_t} | - |")
+                         f"{torch_s} | {ratio_t} | {gf} |")
             continue
         lines.append(f"| {r['workload']} | {r['optimizer']} | {r['batch']} | {rates['symgrad']:.0f} | "
                      f"{rates['fused']:.0f} | {r['fit_over_fused']:.2f}x | {torch_s} | {ratio_t} | {r['gflops_fit']:.1f} |")
