@@ -19,7 +19,8 @@ no hand-fused graph, and not in --quick. Same thread count
 for everyone, runs interleaved (A B C A B C ...), medians reported, with the achieved
 GFLOP/s (matmul and conv FLOPs) next to the measured peak of a 1024^3 ORT MatMul. A
 "bare" column runs symgrad's own compiled train step in the same hand-written loop, so
-fit/bare isolates the runtime's overhead from the quality of the compiled graph.
+fit/bare isolates the runtime's overhead from the quality of the compiled graph. Rows
+without a hand-fused graph show fit GFLOP/s where their FLOPs are counted (the CNN rows).
 
     python benchmarks/train_throughput.py            # the table
     python benchmarks/train_throughput.py --quick    # CI smoke run
