@@ -65,6 +65,14 @@ def test_relu_gradient_from_a_matmul_is_a_multiply_elsewhere_a_where():
     program = compile_model(model, loss=losses.get("mse"), optimizer=optimizers.SGD(0.1))
     ops = [n.op_type for n in program.graphs["train_step"].graph.node]
     assert "Where" not in ops and "Greater" in ops
+    # a ReLU after a residual Add: its g is a sum of matmul outputs, finite too
+    from symgrad.compiler import Input, Model
+    x = Input((5,))
+    h = layers.Dense(5, activation="relu")(x)
+    out = layers.Dense(3)(layers.Activation("relu")(layers.Add()([layers.Dense(5)(h), h])))
+    program = compile_model(Model(x, layers.Dense(2)(out)), loss=losses.get("mse"), optimizer=optimizers.SGD(0.1))
+    ops = [n.op_type for n in program.graphs["train_step"].graph.node]
+    assert "Where" not in ops and ops.count("Greater") == 2
 
     root = Loss("sqrt(Max(y_pred, 0))", reduction="sum")
     model = root.to_onnx(shape=(None, 3))
