@@ -505,6 +505,8 @@ def measure(name, optimizer, batch, threads, reps, seconds):
             t = time.perf_counter()
             run(x, y, rng)
             rates[key].append(steps / (time.perf_counter() - t))
+    if os.environ.get("SYMGRAD_BENCH_ROUNDS"):   # every round's rates, to see the spread
+        print({k: [round(r) for r in v] for k, v in rates.items()}, file=sys.stderr)
     # ratios paired within a round (the runs of one round see the same machine load), then the median
     if worker is not None:
         worker.close()
