@@ -157,6 +157,8 @@ def _softmax_xent(g, logits):
 def _update(g, params, grads, optimizer):
     slots = []
     for p, gr in zip(params, grads):
+        if gr is None:          # already updated in place of its gradient (sgd_weight_step)
+            continue
         if optimizer == "sgd":
             g.n("Sub", [p, g.n("Mul", ["learning_rate", gr])], out=f"next/{p}")
             continue
@@ -211,8 +213,14 @@ def fused_graph(name, optimizer, seed=0):
             hs.append(g.n("Relu", [z]) if i < len(s) - 2 else z)
         d = _softmax_xent(g, hs[-1])
         grads = []
+        neg_lr = g.n("Neg", ["learning_rate"]) if optimizer == "sgd" else None
         for i in reversed(range(len(s) - 1)):
-            grads = [g.n("Gemm", [hs[i], d], transA=1), g.n("ReduceSum", [d, g.c([0], np.int64)], keepdims=0)] + grads
+            if optimizer == "sgd":   # W + x^T (-lr d): lr scales the small operand, one Add applies it
+                g.n("Add", [f"W{i}", g.n("Gemm", [hs[i], g.n("Mul", [d, neg_lr])], transA=1)], out=f"next/W{i}")
+                weight_grad = None
+            else:
+                weight_grad = g.n("Gemm", [hs[i], d], transA=1)
+            grads = [weight_grad, g.n("ReduceSum", [d, g.c([0], np.int64)], keepdims=0)] + grads
             if i:
                 # relu': Cast + Mul, not Where (onnxruntime's CPU Where is ~10x slower)
                 d = g.n("Mul", [g.n("Gemm", [d, f"W{i}"], transB=1),

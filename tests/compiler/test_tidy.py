@@ -83,11 +83,35 @@ def test_batch_size_is_computed_once():
     assert kinds.count("Shape") == 1 and "ReduceProd" not in kinds
 
 
-def test_sgd_update_folds_into_the_weight_gradient_gemm():
-    # W - lr * (x^T g) becomes Gemm(x, g * (-lr), C=W): no weight-sized Mul or Sub is left
+@pytest.mark.parametrize("accumulate", [False, True])
+def test_sgd_update_folds_into_the_weight_gradient_gemm(accumulate, monkeypatch):
+    """W - lr * (x^T g) becomes Gemm(x, g * (-lr)) + W, or Gemm(x, g * (-lr), C=W): no
+    weight-sized Mul or Sub is left, and the step equals a NumPy SGD step."""
+    from symgrad.compiler import tidy_gemm
+    monkeypatch.setattr(tidy_gemm, "ACCUMULATE_IN_GEMM", accumulate)
     model = Sequential([layers.Dense(6, activation="relu"), layers.Dense(3)], input_shape=(4,), seed=3)
-    graph = program_mod.compile_model(model, scce(), optimizers.SGD(0.1)).graphs["train_step"].graph
+    program = program_mod.compile_model(model, scce(), optimizers.SGD(0.1), dtype="float64")
+    graph = program.graphs["train_step"].graph
     producers = {o: n for n in graph.node for o in n.output}
     for name in ("next/dense/kernel", "next/dense_1/kernel"):
         node = producers[name]
-        assert node.op_type == "Gemm" and len(node.input) == 3 and node.input[2] == name[len("next/"):]
+        if accumulate:
+            assert node.op_type == "Gemm" and len(node.input) == 3 and node.input[2] == name[len("next/"):]
+        else:
+            assert node.op_type == "Add" and name[len("next/"):] in node.input
+            assert {producers[i].op_type for i in node.input if i in producers} == {"Gemm"}
+    assert not any(n.op_type in ("Sub", "Mul") and list(n.output)[0].startswith("next/") and "kernel" in n.output[0]
+                   for n in graph.node)
+    rng = np.random.default_rng(0)
+    x, y = rng.standard_normal((5, 4)), rng.integers(0, 3, 5)
+    w = dict(zip(["dense/kernel", "dense/bias", "dense_1/kernel", "dense_1/bias"], (np.asarray(a, np.float64) for a in model.get_weights())))
+    out = run(program.graphs["train_step"], x=x, y=y, learning_rate=np.array(0.1), step=np.array(1.0), **w)
+    z = x @ w["dense/kernel"] + w["dense/bias"]          # NumPy reference: forward, softmax CE, backward
+    h = np.maximum(z, 0)
+    logits = h @ w["dense_1/kernel"] + w["dense_1/bias"]
+    p = np.exp(logits - logits.max(1, keepdims=True))
+    p /= p.sum(1, keepdims=True)
+    d = (p - np.eye(3)[y]) / len(x)
+    dz = (d @ w["dense_1/kernel"].T) * (z > 0)
+    np.testing.assert_allclose(out["next/dense_1/kernel"], w["dense_1/kernel"] - 0.1 * h.T @ d, rtol=1e-12)
+    np.testing.assert_allclose(out["next/dense/kernel"], w["dense/kernel"] - 0.1 * x.T @ dz, rtol=1e-12)
