@@ -62,43 +62,69 @@ UNROLL_MAX_NODES = 4096
 
 def train_loop(train_step, steps, feeds, step_input="step"):
     """The train_loop graph: K train steps per run, unrolled when small enough, else a Loop.
-    Both have the same signature and compute exactly what K train_step runs compute."""
-    if steps * len(train_step.graph.node) <= UNROLL_MAX_NODES:
-        return steps_unrolled(train_step, steps, feeds, step_input)
-    return steps_loop(train_step, steps, feeds, step_input)
-
-
-def steps_loop(train_step, steps, feeds, step_input="step"):
-    """The train_loop graph: ``train_step`` (a ModelProto) run ``steps`` times in a Loop.
+    Both have the same signature and compute exactly what K train_step runs compute.
     ``feeds``: {output name: input name} of the state handed from one step to the next."""
     g = train_step.graph
-    inputs = {v.name: v for v in g.input}
-    outputs = {v.name: v for v in g.output}
+    # a subgraph reads outer names that renaming the step's nodes would not follow
     if any(a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS) for n in g.node for a in n.attribute):
         raise ParameterError("steps_per_execution: the train_step graph already holds a subgraph; "
                              "accepted: steps_per_execution=1 for this program")
-    carried = [(out, feeds[out]) for out in outputs if out in feeds]
-    carried_in = {inp for _, inp in carried}
-    batched = [name for name, v in inputs.items() if _is_batched(v)]
-    scalars = [name for name, v in outputs.items() if name not in feeds and _rank(v) == 0]
+    sig = _Signature(train_step, feeds)
+    form = steps_unrolled if steps * len(g.node) <= UNROLL_MAX_NODES else steps_loop
+    graph = form(train_step, steps, sig, step_input)
+    model = helper.make_model(graph, opset_imports=list(train_step.opset_import),
+                              doc_string=f"symgrad train_loop: {steps} train_step runs per execution")
+    model.ir_version = train_step.ir_version
+    return model
+
+
+class _Signature:
+    """What both forms read off the train_step: its inputs and outputs by name, the state
+    carried from step to step, the batched inputs and the scalar outputs; and the outer
+    graph's inputs (batched ones stacked to (K, N, ...)) and outputs (scalars as (K,))."""
+
+    def __init__(self, train_step, feeds):
+        g = train_step.graph
+        self.inputs = {v.name: v for v in g.input}
+        self.outputs = {v.name: v for v in g.output}
+        self.carried = [(out, feeds[out]) for out in self.outputs if out in feeds]     # (output, input)
+        self.batched = [name for name, v in self.inputs.items() if _is_batched(v)]
+        self.scalars = [name for name, v in self.outputs.items() if name not in feeds and _rank(v) == 0]
+        self.produced = {o for n in g.node for o in n.output if o}
+
+    def outer_inputs(self, steps):
+        return [_with_shape(v, name, [steps] + _dims(v)) if name in self.batched else v
+                for name, v in self.inputs.items()]
+
+    def outer_outputs(self, steps):
+        return [self.outputs[out] for out, _ in self.carried] + [_with_shape(self.outputs[s], s, [steps])
+                                                                 for s in self.scalars]
+
+
+def _renamed(node, prefix, rename):
+    """A copy of ``node`` named with ``prefix``, every input and output passed through ``rename``."""
+    copy = onnx.NodeProto()
+    copy.CopyFrom(node)
+    copy.name = prefix + node.name if node.name else ""
+    del copy.input[:]
+    copy.input.extend(rename(i) if i else "" for i in node.input)
+    del copy.output[:]
+    copy.output.extend(rename(o) if o else "" for o in node.output)
+    return copy
+
+
+def steps_loop(train_step, steps, sig, step_input="step"):
+    """``train_step`` (a ModelProto) run ``steps`` times in an ONNX Loop: the train_loop graph."""
+    g, inputs, outputs = train_step.graph, sig.inputs, sig.outputs
     # names the body defines; every other name it reads comes from the outer scope
-    local = set(batched) | carried_in | {step_input}
-    local |= {o for n in g.node for o in n.output if o}
+    local = set(sig.batched) | {inp for _, inp in sig.carried} | {step_input} | sig.produced
 
     def inner(name):
         return _BODY + name if name in local else name
 
     body_nodes = [helper.make_node("Gather", [name, _BODY + "i"], [_BODY + name], name=_BODY + "slice/" + name, axis=0)
-                  for name in batched]
-    for n in g.node:
-        copy = onnx.NodeProto()
-        copy.CopyFrom(n)
-        copy.name = _BODY + n.name if n.name else ""
-        del copy.input[:]
-        copy.input.extend(inner(i) if i else "" for i in n.input)
-        del copy.output[:]
-        copy.output.extend(inner(o) if o else "" for o in n.output)
-        body_nodes.append(copy)
+                  for name in sig.batched]
+    body_nodes += [_renamed(n, _BODY, inner) for n in g.node]
     elem = inputs[step_input].type.tensor_type.elem_type
     one = helper.make_tensor(_BODY + "one", elem, [], [1.0])
     body_nodes.append(helper.make_node("Constant", [], [_BODY + "one_c"], name=_BODY + "one", value=one))
@@ -109,83 +135,50 @@ def steps_loop(train_step, steps, feeds, step_input="step"):
     body_in = [helper.make_tensor_value_info(_BODY + "i", TensorProto.INT64, []),
                helper.make_tensor_value_info(_BODY + "cond", TensorProto.BOOL, []),
                _with_shape(inputs[step_input], _BODY + step_input, [])]
-    body_in += [_with_shape(inputs[inp], _BODY + inp, _dims(inputs[inp])) for _, inp in carried]
+    body_in += [_with_shape(inputs[inp], _BODY + inp, _dims(inputs[inp])) for _, inp in sig.carried]
     body_out = [helper.make_tensor_value_info(_BODY + "cond_out", TensorProto.BOOL, []),
                 _with_shape(inputs[step_input], _BODY + "next_step", [])]
-    body_out += [_with_shape(outputs[out], _BODY + out, _dims(outputs[out])) for out, _ in carried]
-    body_out += [_with_shape(outputs[s], _BODY + s, []) for s in scalars]
+    body_out += [_with_shape(outputs[out], _BODY + out, _dims(outputs[out])) for out, _ in sig.carried]
+    body_out += [_with_shape(outputs[s], _BODY + s, []) for s in sig.scalars]
     body = helper.make_graph(body_nodes, "train_step_body", body_in, body_out)
 
     trip = helper.make_tensor("steps_per_execution", TensorProto.INT64, [], [steps])
     loop = helper.make_node(
-        "Loop", ["steps_per_execution", "", step_input] + [inp for _, inp in carried],
-        ["loop/final_step"] + [out for out, _ in carried] + scalars, name="steps_loop", body=body)
-    outer_in = [_with_shape(v, name, [steps] + _dims(v)) if name in batched else v for name, v in inputs.items()]
-    outer_out = [outputs[out] for out, _ in carried] + [_with_shape(outputs[s], s, [steps]) for s in scalars]
-    graph = helper.make_graph([loop], "train_loop", outer_in, outer_out, initializer=list(g.initializer) + [trip])
-    model = helper.make_model(graph, opset_imports=list(train_step.opset_import),
-                              doc_string=f"symgrad train_loop: {steps} train_step runs per execution")
-    model.ir_version = train_step.ir_version
-    return model
+        "Loop", ["steps_per_execution", "", step_input] + [inp for _, inp in sig.carried],
+        ["loop/final_step"] + [out for out, _ in sig.carried] + sig.scalars, name="steps_loop", body=body)
+    return helper.make_graph([loop], "train_loop", sig.outer_inputs(steps), sig.outer_outputs(steps),
+                             initializer=list(g.initializer) + [trip])
 
 
-def steps_unrolled(train_step, steps, feeds, step_input="step"):
-    """The train_loop graph with the same signature as ``steps_loop``'s, but the K steps
-    written out one after another instead of a Loop: no loop-carried copies of the state
-    between steps, and onnxruntime plans every buffer of the K steps at once."""
+def steps_unrolled(train_step, steps, sig, step_input="step"):
+    """The same graph with the K steps written out one after another instead of a Loop: step
+    k's nodes are prefixed ``step<k>/`` and read the state step k - 1 wrote, so there are no
+    loop-carried copies, and onnxruntime plans every buffer of the K steps at once."""
     g = train_step.graph
-    inputs = {v.name: v for v in g.input}
-    outputs = {v.name: v for v in g.output}
-    carried = {inp: out for out, inp in feeds.items() if out in outputs}
-    batched = [name for name, v in inputs.items() if _is_batched(v)]
-    scalars = [name for name, v in outputs.items() if name not in feeds and _rank(v) == 0]
-    produced = {o for n in g.node for o in n.output if o}
-    elem = inputs[step_input].type.tensor_type.elem_type
-    nodes = []
-    inits = list(g.initializer)
-    current = {inp: inp for inp in carried}          # the state each step reads
+    elem = sig.inputs[step_input].type.tensor_type.elem_type
+    nodes, inits = [], list(g.initializer)
+    state = {inp: inp for _, inp in sig.carried}       # the name each carried input has in this step
+    state_outputs = {out for out, _ in sig.carried}
     for k in range(steps):
-        p = f"step{k}/"
-        names = {}
-        idx = p + "index"
-        inits.append(helper.make_tensor(idx, TensorProto.INT64, [], [k]))
-        for name in batched:
+        p, last = f"step{k}/", k == steps - 1
+        names = dict(state)
+        inits.append(helper.make_tensor(p + "index", TensorProto.INT64, [], [k]))
+        for name in sig.batched:
             names[name] = p + name
-            nodes.append(helper.make_node("Gather", [name, idx], [p + name], name=p + "slice/" + name, axis=0))
+            nodes.append(helper.make_node("Gather", [name, p + "index"], [p + name], name=p + "slice/" + name, axis=0))
         if k:
-            inc = p + "offset"
-            inits.append(helper.make_tensor(inc, elem, [], [float(k)]))
+            inits.append(helper.make_tensor(p + "offset", elem, [], [float(k)]))
             names[step_input] = p + step_input
-            nodes.append(helper.make_node("Add", [step_input, inc], [p + step_input], name=p + "count"))
-        names.update(current)
-        last = k == steps - 1
-
-        def local(name):  # the last step writes the graph's state outputs under their own names
-            return name if (last and name in feeds) else p + name
-
-        for n in g.node:
-            copy = onnx.NodeProto()
-            copy.CopyFrom(n)
-            copy.name = p + n.name if n.name else ""
-            del copy.input[:]
-            copy.input.extend(names.get(i, local(i) if i in produced else i) if i else "" for i in n.input)
-            del copy.output[:]
-            copy.output.extend(local(o) if o else "" for o in n.output)
-            nodes.append(copy)
-        current = {inp: (out if last else p + out) for inp, out in carried.items()}
-    for s in scalars:
-        per_step = []
-        for k in range(steps):
-            u = f"step{k}/{s}/as_vector"
-            nodes.append(helper.make_node("Unsqueeze", [f"step{k}/{s}", "unrolled/axis0"], [u], name=u))
-            per_step.append(u)
-        nodes.append(helper.make_node("Concat", per_step, [s], name=s + "/per_step", axis=0))
+            nodes.append(helper.make_node("Add", [step_input, p + "offset"], [p + step_input], name=p + "count"))
+        # the last step writes the graph's state outputs under their own names
+        names.update({o: (o if last and o in state_outputs else p + o) for o in sig.produced})
+        nodes += [_renamed(n, p, lambda name: names.get(name, name)) for n in g.node]
+        state = {inp: names[out] for out, inp in sig.carried}
     inits.append(helper.make_tensor("unrolled/axis0", TensorProto.INT64, [1], [0]))
-    outer_in = [_with_shape(v, name, [steps] + _dims(v)) if name in batched else v for name, v in inputs.items()]
-    outer_out = [outputs[out] for out in outputs if out in feeds] + [_with_shape(outputs[s], s, [steps])
-                                                                     for s in scalars]
-    graph = helper.make_graph(nodes, "train_loop", outer_in, outer_out, initializer=inits)
-    model = helper.make_model(graph, opset_imports=list(train_step.opset_import),
-                              doc_string=f"symgrad train_loop: {steps} train_step runs per execution, unrolled")
-    model.ir_version = train_step.ir_version
-    return model
+    for s in sig.scalars:
+        per_step = [f"step{k}/{s}/as_vector" for k in range(steps)]
+        nodes += [helper.make_node("Unsqueeze", [f"step{k}/{s}", "unrolled/axis0"], [u], name=u)
+                  for k, u in enumerate(per_step)]
+        nodes.append(helper.make_node("Concat", per_step, [s], name=s + "/per_step", axis=0))
+    return helper.make_graph(nodes, "train_loop", sig.outer_inputs(steps), sig.outer_outputs(steps),
+                             initializer=inits)

@@ -104,3 +104,16 @@ def test_a_saved_bundle_keeps_its_train_loop(tmp_path, loop_form):
     direct.fit(x, y, epochs=1, batch_size=16, verbose=0)
     for a, b in zip(loaded.get_weights(), direct.get_weights()):
         np.testing.assert_array_equal(a, b)
+
+
+def test_a_train_step_with_a_subgraph_is_refused_in_either_form(loop_form):
+    """Renaming a step's nodes would not follow the outer names a subgraph reads."""
+    from onnx import TensorProto, helper
+    from symgrad.compiler.steps_loop import train_loop
+    vi = helper.make_tensor_value_info
+    branch = helper.make_graph([helper.make_node("Identity", ["w"], ["out"])], "branch", [], [vi("out", TensorProto.FLOAT, [])])
+    g = helper.make_graph([helper.make_node("If", ["c"], ["next/w"], then_branch=branch, else_branch=branch)], "step",
+                          [vi("c", TensorProto.BOOL, []), vi("w", TensorProto.FLOAT, []), vi("step", TensorProto.FLOAT, [])],
+                          [vi("next/w", TensorProto.FLOAT, [])])
+    with pytest.raises(ParameterError, match="subgraph"):
+        train_loop(helper.make_model(g), 2, {"next/w": "w"})
