@@ -28,7 +28,7 @@ _COMPARE = {"StrictGreaterThan": "Greater", "StrictLessThan": "Less",
             "GreaterThan": "GreaterOrEqual", "LessThan": "LessOrEqual", "Equality": "Equal"}
 
 
-def _finite_where_forward_is(expr, cse_defs, depth=8):
+def _finite_wherever_forward_is(expr, cse_defs, depth=8):
     """True when ``expr`` is finite wherever the forward pass is: structural ops' outputs
     (matmul, conv, ...) and finite numbers combined by +, * , positive integer powers and
     Heaviside steps (0 or 1), looking through CSE symbols and elementwise values up to
@@ -41,19 +41,19 @@ def _finite_where_forward_is(expr, cse_defs, depth=8):
         return bool(expr.is_finite)
     if isinstance(expr, sympy.Symbol):
         if expr in cse_defs:
-            return _finite_where_forward_is(cse_defs[expr], cse_defs, depth - 1)
+            return _finite_wherever_forward_is(cse_defs[expr], cse_defs, depth - 1)
         value = value_of(expr)
         if value is None or value.op in ("input", "param", "const"):
             return False
         if value.op != "elementwise":
             return True
-        return _finite_where_forward_is(value.expr, cse_defs, depth - 1)
+        return _finite_wherever_forward_is(value.expr, cse_defs, depth - 1)
     if isinstance(expr, sympy.Heaviside):
         return True
     if isinstance(expr, sympy.Pow):
-        return expr.exp.is_Integer and expr.exp > 0 and _finite_where_forward_is(expr.base, cse_defs, depth)
+        return expr.exp.is_Integer and expr.exp > 0 and _finite_wherever_forward_is(expr.base, cse_defs, depth)
     if isinstance(expr, (sympy.Add, sympy.Mul)):
-        return all(_finite_where_forward_is(a, cse_defs, depth) for a in expr.args)
+        return all(_finite_wherever_forward_is(a, cse_defs, depth) for a in expr.args)
     return False
 
 
@@ -158,7 +158,7 @@ class OnnxPrinter(Printer):
                 rest = expr / f
                 op = "Greater" if f.args[1] == 0 else "GreaterOrEqual"
                 cond = self.node(op, [self._print(f.args[0]), self.b.const(0.0)])
-                if _finite_where_forward_is(rest, self.cse_defs):
+                if _finite_wherever_forward_is(rest, self.cse_defs):
                     # onnxruntime's CPU Where is about 10x slower than Cast + Mul (1.1 ms
                     # against 0.12 ms for 64x32x11x11 floats, one thread); g arriving from
                     # matmuls and convs (summed, as after a residual Add) is finite wherever

@@ -104,6 +104,15 @@ def _check_channels(op, c_in, w, group):
                          f"{cg} x groups={group} = {cg * group}")
 
 
+def _bias_grad(node, g, ad):
+    """[d bias] of a conv or conv_transpose with a bias input (g summed over batch and
+    space), else []."""
+    if len(node.inputs) != 3:
+        return []
+    axes = (0,) + tuple(range(2, node.rank))
+    return [ad.apply("squeeze", [ad.apply("reduce_sum", [g], axes=axes)], axes=axes).sym]
+
+
 @primitive
 class Conv(Primitive):
     """conv(x, w[, b]): attrs strides, padding ('valid'|'same'|'causal'|'explicit'), pads,
@@ -136,12 +145,7 @@ class Conv(Primitive):
         geo = _geom_kwargs(node)
         dx = ad.apply("conv_transpose", [gv, w], out_spatial=tuple(x.shape[2:]), **geo)
         dw = ad.apply("conv_grad_weight", [x, gv], kernel=tuple(w.shape[2:]), **geo)
-        out = [dx.sym, dw.sym]
-        if len(node.inputs) == 3:  # bias: sum over batch and space
-            axes = (0,) + tuple(range(2, node.rank))
-            s = ad.apply("reduce_sum", [gv], axes=axes)
-            out.append(ad.apply("squeeze", [s], axes=axes).sym)
-        return out
+        return [dx.sym, dw.sym] + _bias_grad(node, gv, ad)
 
     def emit(self, b, node, ins):
         return b.node("Conv", ins, hint=node.name, kernel_shape=list(node.inputs[1].shape[2:]), **_onnx_geom(node))
@@ -214,12 +218,7 @@ class ConvTranspose(Primitive):
         geo = _geom_kwargs(node)
         dg = ad.apply("conv", [vv, w], **geo)
         dw = ad.apply("conv_grad_weight", [vv, g], kernel=tuple(w.shape[2:]), **geo)
-        out = [dg.sym, dw.sym]
-        if len(node.inputs) == 3:  # bias: sum over batch and space
-            axes = (0,) + tuple(range(2, node.rank))
-            s = ad.apply("reduce_sum", [vv], axes=axes)
-            out.append(ad.apply("squeeze", [s], axes=axes).sym)
-        return out
+        return [dg.sym, dw.sym] + _bias_grad(node, vv, ad)
 
     def emit(self, b, node, ins):
         g, w = node.inputs[0], node.inputs[1]
