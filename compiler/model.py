@@ -10,7 +10,7 @@ import numpy as np
 
 from . import ir
 from .errors import ParameterError, ShapeError
-from .layers.base import Layer, TraceContext, to_ir_shape
+from .layers.base import Layer, TraceContext, assign_weights, to_ir_shape
 
 DTYPES = ("float32", "int64")
 
@@ -191,13 +191,7 @@ class Model:
         return [w.initial.copy() for w in self.weights]
 
     def set_weights(self, arrays):
-        arrays = list(arrays)
-        if len(arrays) != len(self.weights):
-            raise ParameterError(f"model {self.name!r} has {len(self.weights)} weights, got {len(arrays)} arrays")
-        for layer in self.layers:
-            n = len(layer.weights)
-            layer.set_weights(arrays[:n])
-            arrays = arrays[n:]
+        assign_weights(self.weights, arrays, f"model {self.name!r}")
 
     def count_params(self):
         return sum(w.size for w in self.weights)

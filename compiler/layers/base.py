@@ -38,6 +38,20 @@ def from_ir_shape(shape):
     return tuple(d if isinstance(d, int) else None for d in shape)
 
 
+
+def assign_weights(weights, arrays, owner):
+    """Set each weight's initial value from ``arrays`` (float32 copies), all or nothing:
+    every count and shape is checked before any weight changes. ``owner`` names the layer
+    or model in the errors."""
+    arrays = [np.asarray(a, dtype=np.float32) for a in arrays]
+    if len(arrays) != len(weights):
+        raise ParameterError(f"{owner} has {len(weights)} weights, got {len(arrays)} arrays")
+    for w, a in zip(weights, arrays):
+        if a.shape != w.shape:
+            raise ShapeError(f"weight {w.name!r} has shape {w.shape}, got an array of shape {a.shape}")
+    for w, a in zip(weights, arrays):
+        w.initial = a.copy()
+
 class Weight:
     """One tensor of a layer. ``name`` is '<layer name>/<weight name>'; ``value`` is the IR
     parameter the layer's expressions refer to through ``sym``; ``initial`` the array it
@@ -196,14 +210,7 @@ class Layer:
         return [w.initial.copy() for w in self._weights]
 
     def set_weights(self, arrays):
-        arrays = list(arrays)
-        if len(arrays) != len(self._weights):
-            raise ParameterError(f"layer {self.name!r} has {len(self._weights)} weights, got {len(arrays)} arrays")
-        for w, a in zip(self._weights, arrays):
-            a = np.asarray(a, dtype=np.float32)
-            if a.shape != w.shape:
-                raise ShapeError(f"weight {w.name!r} has shape {w.shape}, got an array of shape {a.shape}")
-            w.initial = a.copy()
+        assign_weights(self._weights, arrays, f"layer {self.name!r}")
 
     def count_params(self):
         return sum(w.size for w in self._weights)

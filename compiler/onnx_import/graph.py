@@ -11,7 +11,7 @@ from onnx import numpy_helper
 
 from .. import ir
 from ..errors import ParameterError, ShapeError, SymgradError, unknown_name
-from ..layers.base import TraceContext
+from ..layers.base import TraceContext, assign_weights
 from ..model import Trace
 from .context import BATCH, ImportContext, Initializer, Lazy, folded_dim, ir_dim
 from .errors import unsupported_op
@@ -222,14 +222,7 @@ class OnnxModel:
         return [w.initial.copy() for w in self.weights]
 
     def set_weights(self, arrays):
-        arrays = list(arrays)
-        if len(arrays) != len(self.weights):
-            raise ParameterError(f"model {self.name!r} has {len(self.weights)} weights, got {len(arrays)} arrays")
-        for w, a in zip(self.weights, arrays):
-            a = np.asarray(a, dtype=np.float32)
-            if a.shape != w.shape:
-                raise ShapeError(f"weight {w.name!r} has shape {w.shape}, got an array of shape {a.shape}")
-            w.initial = a.copy()
+        assign_weights(self.weights, arrays, f"model {self.name!r}")
 
     def state_dict(self):
         return {w.name: w.initial.copy() for w in self.weights}
