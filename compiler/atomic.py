@@ -92,23 +92,34 @@ def _naming_the_path(exc, path):
     return err
 
 
+@contextlib.contextmanager
+def _writing(path, lock):
+    """Around a write of ``path``: ``lock`` (on its temporary) is released however the write
+    ends, and an OSError leaves as a SaveError naming ``path``."""
+    try:
+        yield
+    except BaseException as exc:
+        err = _naming_the_path(exc, path)
+        if err is exc:
+            raise
+        raise err from None
+    finally:
+        locks.release(lock)
+
+
 def _produce_then_commit(path, produce):
     """Create the temporary beside ``path``, fill it with ``produce(fd, tmp)`` (which must
     fsync it), rename it into place; on any failure remove it and re-raise. Once the
     write went through, temporaries that killed writes of ``path`` left are removed."""
     fd, tmp, directory, lock = _temp_beside(path)
-    try:
-        produce(fd, tmp)
-        _commit(tmp, path, directory)
-    except BaseException as exc:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        locks.release(lock)
-        err = _naming_the_path(exc, path)
-        if err is exc:
+    with _writing(path, lock):
+        try:
+            produce(fd, tmp)
+            _commit(tmp, path, directory)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
             raise
-        raise err from None
-    locks.release(lock)
     discard_temporaries(path)
     return os.fspath(path)
 
@@ -280,17 +291,13 @@ def replace_directory(path, fill, owned, what="folder"):
     else:
         raise SaveError(errno.EBUSY, f"cannot write {path!r}: its temporary folder was removed {_ATTEMPTS} times")
     progress = {"swapped": False}
-    try:
-        _swap_in(path, tmp, parent, fill, owned, what, progress)
-    except BaseException as exc:
-        if not progress["swapped"]:     # only then is ``tmp`` still the folder fill() made
-            shutil.rmtree(tmp, ignore_errors=True)
-        locks.release(lock)
-        err = _naming_the_path(exc, path)
-        if err is exc:
+    with _writing(path, lock):
+        try:
+            _swap_in(path, tmp, parent, fill, owned, what, progress)
+        except BaseException:
+            if not progress["swapped"]:     # only then is ``tmp`` still the folder fill() made
+                shutil.rmtree(tmp, ignore_errors=True)
             raise
-        raise err from None
-    locks.release(lock)
     discard_temporary_folders(path, owned)
     return path
 
