@@ -20,12 +20,14 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 
 import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from workers import LineWorker  # noqa: E402  (benchmarks/ is not a package)
 
 SIZES = (784, 256, 10)
 SETTLE_S = 0.3
@@ -77,25 +79,15 @@ def worker(batch, threads):
     return 0
 
 
-class PeerWorker:
+class PeerWorker(LineWorker):
     def __init__(self, python, batch, threads):
         env = dict(os.environ, OMP_NUM_THREADS=str(threads))
-        self.proc = subprocess.Popen([python, os.path.abspath(__file__), "--worker", str(batch), str(threads)],
-                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
+        super().__init__([python, os.path.abspath(__file__), "--worker", str(batch), str(threads)],
+                         "onnxruntime-training", env=env, timeout=60)
         first = self.proc.stdout.readline().split()
         if not first or first[0] != "ready":
             raise SystemExit("the onnxruntime-training worker did not start (see its error above)")
         self.version = first[1]
-
-    def epoch(self, x, y, rng):
-        self.proc.stdin.write(f"{len(x)}\n")
-        self.proc.stdin.flush()
-        if self.proc.stdout.readline().strip() != "done":
-            raise SystemExit("the onnxruntime-training worker stopped")
-
-    def close(self):
-        self.proc.stdin.close()
-        self.proc.wait(timeout=60)
 
 
 # ------------------------------------------------------------------ symgrad (this process)

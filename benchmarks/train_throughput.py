@@ -44,6 +44,9 @@ import numpy as np
 import onnxruntime as ort
 from onnx import TensorProto, helper, numpy_helper
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from workers import LineWorker  # noqa: E402  (benchmarks/ is not a package)
+
 F = TensorProto.FLOAT
 OPSET = 17
 TARGET = ("mlp784-256-10", "sgd", 64)
@@ -414,7 +417,7 @@ def _torch_sequence_model(name):
     return Block()
 
 
-class TorchWorker:
+class TorchWorker(LineWorker):
     """PyTorch in a worker process, driven in step with the onnxruntime runs.
 
     Measured on the 2-core machine: with torch imported into the benchmark process,
@@ -424,20 +427,8 @@ class TorchWorker:
     (A B C A B C ...) and times each epoch, so rounds see the same machine load."""
 
     def __init__(self, name, optimizer, batch, threads):
-        import subprocess
-        self.proc = subprocess.Popen(
-            [sys.executable, os.path.abspath(__file__), "--torch-worker", name, optimizer, str(batch), str(threads)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-
-    def epoch(self, x, y, rng):
-        self.proc.stdin.write(f"{len(x)}\n")
-        self.proc.stdin.flush()
-        if self.proc.stdout.readline().strip() != "done":
-            raise RuntimeError("the PyTorch worker stopped")
-
-    def close(self):
-        self.proc.stdin.close()
-        self.proc.wait(timeout=30)
+        super().__init__([sys.executable, os.path.abspath(__file__), "--torch-worker", name, optimizer, str(batch),
+                          str(threads)], "PyTorch")
 
 
 def torch_worker_main(name, optimizer, batch, threads):
