@@ -381,3 +381,19 @@ def test_model_wide_default_and_layout_errors():
         layers.Conv2D(2, 3, data_format="nhwc")
     with pytest.raises(ParameterError, match="image data format"):
         layers.set_image_data_format("NHWC")
+
+
+def test_model_set_weights_is_all_or_nothing():
+    """A wrong shape anywhere changes no weight, not even those of the layers before it."""
+    import numpy as np
+    import pytest
+    from symgrad.compiler import Sequential, ShapeError, layers
+    model = Sequential([layers.Dense(3), layers.Dense(2)], input_shape=(4,), seed=0)
+    before = model.get_weights()
+    bad = [np.ones_like(a) for a in before[:-1]] + [np.ones(5, np.float32)]
+    with pytest.raises(ShapeError, match="shape"):
+        model.set_weights(bad)
+    for a, b in zip(model.get_weights(), before):
+        np.testing.assert_array_equal(a, b)
+    model.set_weights([np.full_like(a, 2.0) for a in before])
+    assert all((a == 2.0).all() for a in model.get_weights())
